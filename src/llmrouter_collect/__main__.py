@@ -1,0 +1,5 @@
+"""`python -m llmrouter_collect` runs the `collect` CLI."""
+
+from .cli import main
+
+main()

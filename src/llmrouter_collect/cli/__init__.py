@@ -1,0 +1,44 @@
+"""The `collect` command line: one Typer app; each command lives in its own module and stays thin."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+
+app = typer.Typer(
+    name="collect",
+    help="Collect LLM responses on benchmarks, grade them, and turn them into router training data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"collect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    """Collect LLM responses on benchmarks, grade them, and turn them into router training data.
+
+    Workflow: `collect serve` (local vLLM) → `collect infer` → `collect extract` → `collect report`.
+    """
+
+
+# Each module registers its command(s) on `app` when imported.
+from . import extract as _extract  # noqa: E402,F401
+from . import infer as _infer  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
+from . import serve as _serve  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point of the `collect` console script."""
+    app()

@@ -1,0 +1,3 @@
+"""`collect extract` (to be written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`collect report` (to be written)."""
+
+from __future__ import annotations

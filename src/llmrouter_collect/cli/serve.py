@@ -1,0 +1,3 @@
+"""`collect serve` (to be written)."""
+
+from __future__ import annotations

@@ -1,0 +1,324 @@
+"""The results file: append-only JSONL, crash-safe writes, streaming reads, per-problem merge and compaction.
+
+While a run goes on, every finished request appends one line (a fragment of its problem's record); a problem
+may then have several lines (top-ups, retries, n>1 fallbacks). Readers merge them (`iter_records`). At the end
+of a run `compact` rewrites the file atomically to exactly one line per problem. Lines are written with a
+single `os.write` each, so `kill -9` loses only requests in flight; a torn last line (power loss, disk full)
+is skipped by readers and cut off by the next writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import StoreError
+from .records import is_good, merge_records
+
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class ProblemState:
+    """What a results file says about one problem, for planning a resumed run."""
+
+    good: int = 0
+    errors: int = 0
+    attempts: int = 0
+    k_requested: int = 0
+    lines: int = 0
+
+
+@dataclass(slots=True)
+class FileState:
+    """A summary of a whole results file: per-problem states, and the run fields of its first record."""
+
+    problems: dict[str, ProblemState] = field(default_factory=dict)
+    first_record: dict[str, Any] | None = None
+    torn_tail: bool = False
+
+
+def iter_lines(
+    path: Path, *, on_torn: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """Yield (line_no, offset, length, record) for each complete line of a results file, streaming.
+
+    A last line without its newline (a write cut short, or a run still writing) is not yielded: `on_torn`
+    gets its line number. A bad line elsewhere raises StoreError naming the file and line.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror}") from None
+    with handle:
+        offset = 0
+        line_no = 0
+        pending = b""
+        while True:
+            chunk = handle.read(_READ_CHUNK)
+            if not chunk:
+                break
+            data = pending + chunk
+            start = 0
+            while True:
+                end = data.find(b"\n", start)
+                if end < 0:
+                    break
+                line_no += 1
+                raw = data[start:end]
+                if raw.strip():
+                    yield line_no, offset, end - start, _parse(path, line_no, raw)
+                offset += end - start + 1
+                start = end + 1
+            pending = data[start:]
+        if pending.strip():
+            if on_torn is not None:
+                on_torn(line_no + 1)
+
+
+def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise StoreError(
+            f"{path}, line {line_no}: not valid JSON",
+            hint="the file was edited or damaged in the middle; fix or delete that line",
+        ) from None
+    if not isinstance(record, dict) or "unique_id" not in record:
+        raise StoreError(
+            f"{path}, line {line_no}: not a results record (no unique_id)",
+            hint="is this a results file written by `collect infer`?",
+        )
+    return record
+
+
+def scan(path: Path, *, on_torn: Callable[[int], None] | None = None) -> FileState:
+    """Read a results file once and summarise each problem (good responses, errors, attempts)."""
+    state = FileState()
+
+    def torn(line_no: int) -> None:
+        state.torn_tail = True
+        if on_torn is not None:
+            on_torn(line_no)
+
+    for _, _, _, record in iter_lines(path, on_torn=torn):
+        if state.first_record is None:
+            state.first_record = {key: value for key, value in record.items() if key != "responses"}
+        problem = state.problems.setdefault(record["unique_id"], ProblemState())
+        problem.lines += 1
+        problem.attempts = max(problem.attempts, int(record.get("attempts", 0)))
+        problem.k_requested = max(problem.k_requested, int(record.get("k_requested", 0)))
+        for response in record.get("responses", []):
+            if is_good(response):
+                problem.good += 1
+            else:
+                problem.errors += 1
+    return state
+
+
+def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield one merged record per problem, in the order problems first appear; memory holds only offsets.
+
+    Safe on a file that `collect infer` is still appending to: only complete lines are read.
+    """
+    index: dict[str, list[tuple[int, int]]] = {}
+    for _, offset, length, record in iter_lines(path, on_torn=on_torn):
+        index.setdefault(record["unique_id"], []).append((offset, length))
+    with path.open("rb") as handle:
+        for spans in index.values():
+            fragments = []
+            for offset, length in spans:
+                handle.seek(offset)
+                fragments.append(orjson.loads(handle.read(length)))
+            single = len(fragments) == 1 and _is_compact(fragments[0])
+            yield fragments[0] if single else merge_records(fragments)
+
+
+def _is_compact(record: dict[str, Any]) -> bool:
+    responses = record.get("responses", [])
+    return all(response.get("index") == i for i, response in enumerate(responses))
+
+
+def compact(path: Path) -> bool:
+    """Rewrite the file with exactly one merged line per problem (atomic: temp file, fsync, rename).
+
+    Returns True if the file was rewritten, False if it already had one line per problem. On failure
+    (disk full) the original file is left as it was.
+    """
+    counts: dict[str, int] = {}
+    torn: list[int] = []
+    for _, _, _, record in iter_lines(path, on_torn=torn.append):
+        counts[record["unique_id"]] = counts.get(record["unique_id"], 0) + 1
+    if not torn and all(count == 1 for count in counts.values()):
+        return False
+    tmp = path.with_name(path.name + ".compact.tmp")
+    try:
+        with tmp.open("wb") as out:
+            for record in iter_records(path):
+                out.write(orjson.dumps(record) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(
+            f"could not compact {path}: {err.strerror}",
+            hint="the results are safe in the uncompacted file; free disk space and rerun to compact",
+        ) from None
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class ResultsWriter:
+    """Appends records to a results file: one os.write per line, fsync every `sync_every` lines.
+
+    Holds an exclusive lock (`<file>.lock`, flock) for its lifetime, so a second run on the same file refuses
+    to start; the lock goes with the process, even after kill -9.
+    """
+
+    def __init__(self, path: Path, *, sync_every: int = 10) -> None:
+        self.path = path
+        self.sync_every = max(1, sync_every)
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._unsynced = 0
+        self.lines_written = 0
+
+    def open(self) -> ResultsWriter:
+        """Lock the file, cut off a torn last line, and open it for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = acquire_lock(self.path)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            _cut_torn_tail(self._fd, self.path)
+        except OSError as err:
+            self.close()
+            raise StoreError(f"cannot open {self.path} for writing: {err.strerror}") from None
+        return self
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one line; it survives a crash of this process once this returns."""
+        if self._fd is None:
+            raise RuntimeError("writer is not open")
+        data = orjson.dumps(record) + b"\n"
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write: finish it (regular files rarely do this)
+                written += os.write(self._fd, data[written:])
+        except OSError as err:
+            raise _write_error(self.path, err) from None
+        self.lines_written += 1
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self.sync()
+
+    def sync(self) -> None:
+        """Force written lines to the disk (survives power loss)."""
+        if self._fd is not None and self._unsynced:
+            try:
+                os.fsync(self._fd)
+            except OSError as err:
+                raise _write_error(self.path, err) from None
+            self._unsynced = 0
+
+    def close(self) -> None:
+        """Sync, close the file and release the lock."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            release_lock(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> ResultsWriter:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_error(path: Path, err: OSError) -> StoreError:
+    if err.errno == errno.ENOSPC:
+        return StoreError(
+            f"disk full while writing {path}",
+            hint="results written so far are safe; free some space and rerun the same command to resume",
+        )
+    return StoreError(f"cannot write {path}: {err.strerror}", hint="rerun the same command to resume")
+
+
+def _cut_torn_tail(fd: int, path: Path) -> None:
+    """If the file does not end with a newline, truncate it after its last complete line."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        # Search backwards for the last newline.
+        position = size
+        block = 1 << 16
+        while position > 0:
+            start = max(0, position - block)
+            handle.seek(start)
+            data = handle.read(position - start)
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                os.ftruncate(fd, start + cut + 1)
+                return
+            position = start
+    os.ftruncate(fd, 0)
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file beside a results file."""
+    return path.with_name(path.name + ".lock")
+
+
+def acquire_lock(path: Path) -> int:
+    """Take the exclusive lock of a results file, or raise StoreError if another run holds it."""
+    lock = lock_path(path)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = f" (pid {int(lock.read_text().strip())})"
+        raise StoreError(
+            f"another `collect infer` is writing {path}{holder}",
+            hint="wait for it to finish, or pass --output-file to write elsewhere",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    """Release a lock taken by acquire_lock."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
