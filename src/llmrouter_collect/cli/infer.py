@@ -1,0 +1,3 @@
+"""`collect infer` (being written)."""
+
+from __future__ import annotations
