@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 from .errors import CollectError
 
@@ -34,3 +39,39 @@ def warn(message: str) -> None:
 def info(message: str) -> None:
     """Print one informational line on stderr."""
     err_console.print(escape(message))
+
+
+class LiveStatus:
+    """Shows a line of live status on stderr while a long command runs: redrawn on a terminal, else a plain
+    line every `plain_every` seconds (readable in logs). `render` returns the current text."""
+
+    def __init__(self, render: Callable[[], str], *, plain_every: float = 30.0) -> None:
+        self._render = render
+        self._plain_every = plain_every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live: Live | None = None
+
+    def __enter__(self) -> LiveStatus:
+        if is_interactive():
+            self._live = Live(Text(""), console=err_console, refresh_per_second=4, transient=True)
+            self._live.start()
+        self._thread = threading.Thread(target=self._loop, name="collect-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        interval = 0.25 if self._live else self._plain_every
+        while not self._stop.wait(interval):
+            text = self._render()
+            if self._live:
+                self._live.update(Text(text))
+            else:
+                err_console.print(text)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if self._live:
+            self._live.stop()

@@ -134,6 +134,8 @@ def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) ->
     index: dict[str, list[tuple[int, int]]] = {}
     for _, offset, length, record in iter_lines(path, on_torn=on_torn):
         index.setdefault(record["unique_id"], []).append((offset, length))
+    if not index:
+        return
     with path.open("rb") as handle:
         for spans in index.values():
             fragments = []
@@ -203,6 +205,7 @@ class ResultsWriter:
         self._lock_fd: int | None = None
         self._unsynced = 0
         self.lines_written = 0
+        self.torn_bytes_cut = 0
 
     def open(self) -> ResultsWriter:
         """Lock the file, cut off a torn last line, and open it for appending."""
@@ -210,7 +213,7 @@ class ResultsWriter:
         self._lock_fd = acquire_lock(self.path)
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            _cut_torn_tail(self._fd, self.path)
+            self.torn_bytes_cut = _cut_torn_tail(self._fd, self.path)
         except OSError as err:
             self.close()
             raise StoreError(f"cannot open {self.path} for writing: {err.strerror}") from None
@@ -268,15 +271,15 @@ def _write_error(path: Path, err: OSError) -> StoreError:
     return StoreError(f"cannot write {path}: {err.strerror}", hint="rerun the same command to resume")
 
 
-def _cut_torn_tail(fd: int, path: Path) -> None:
-    """If the file does not end with a newline, truncate it after its last complete line."""
+def _cut_torn_tail(fd: int, path: Path) -> int:
+    """If the file does not end with a newline, truncate it after its last complete line; return bytes cut."""
     size = os.fstat(fd).st_size
     if size == 0:
-        return
+        return 0
     with path.open("rb") as handle:
         handle.seek(size - 1)
         if handle.read(1) == b"\n":
-            return
+            return 0
         # Search backwards for the last newline.
         position = size
         block = 1 << 16
@@ -287,9 +290,10 @@ def _cut_torn_tail(fd: int, path: Path) -> None:
             cut = data.rfind(b"\n")
             if cut >= 0:
                 os.ftruncate(fd, start + cut + 1)
-                return
+                return size - (start + cut + 1)
             position = start
     os.ftruncate(fd, 0)
+    return size
 
 
 def lock_path(path: Path) -> Path:

@@ -1,3 +1,179 @@
-"""`collect infer` (being written)."""
+"""`collect infer`: parse flags → Settings → run_infer with a live status line → summary and exit code."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..console import LiveStatus, err_console, info, warn
+from ..errors import EndpointError
+from ..infer import InferStats, InferSummary, run_infer
+from ..settings import load_settings
+from . import app
+from ._common import run_or_exit
+
+@app.command(no_args_is_help=False)
+def infer(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="math500, mmlu_pro, sample, or a file path; comma-separated."),
+    ] = None,
+    num_problems: Annotated[
+        str | None, typer.Option("--num-problems", "--num_problems", "-n", help="N (a fixed subset) or 'all'.")
+    ] = None,
+    k_responses: Annotated[
+        int | None, typer.Option("--k-responses", "--k_responses", "--k", "-k", help="Responses per problem.")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", "--top_p", help="Nucleus sampling.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", "--max_tokens", help="Max tokens per response.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed sent to the server.")] = None,
+    stop: Annotated[
+        list[str] | None, typer.Option("--stop", help="Extra stop sequence (repeatable).")
+    ] = None,
+    no_default_stop: Annotated[
+        bool, typer.Option("--no-default-stop", help="Do not add chat special tokens as stop sequences.")
+    ] = False,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions).")
+    ] = None,
+    prompt_template: Annotated[
+        Path | None,
+        typer.Option("--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."),
+    ] = None,
+    api_mode: Annotated[str | None, typer.Option("--api-mode", "--api_mode", help="local or remote.")] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", "--api_base", help="Base URL of the API, ending in /v1.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", "--api_key", help="API key (prefer COLLECT_API_KEY).")
+    ] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option("--max-concurrent", "--max_concurrent", "-c", help="Requests in flight.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "--batch_size", help="Results between two syncs to disk.")
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option("--max-attempts", "--max_attempts", help="Runs that may try one problem.")
+    ] = None,
+    max_retries: Annotated[
+        int | None, typer.Option("--max-retries", "--max_retries", help="Retries of one request in a run.")
+    ] = None,
+    initial_retry_delay: Annotated[
+        float | None, typer.Option("--initial-retry-delay", help="First backoff delay, seconds.")
+    ] = None,
+    max_retry_delay: Annotated[
+        float | None, typer.Option("--max-retry-delay", help="Cap on one backoff delay and on Retry-After, s.")
+    ] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option("--request-timeout", "--request_timeout", help="Seconds one request may take.")
+    ] = None,
+    connect_timeout: Annotated[
+        float | None, typer.Option("--connect-timeout", help="Seconds to open a connection.")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "--output_dir", help="Directory for results files.")
+    ] = None,
+    output_file: Annotated[
+        str | None, typer.Option("--output-file", "--output_file", "-o", help="Results file name or path.")
+    ] = None,
+) -> None:
+    """Ask a model K times per problem and store every response as JSONL (resumable: rerun the same command).
+
+    Example: collect infer --dataset sample --k 5 --api-base http://127.0.0.1:8000/v1
+    """
+    settings = run_or_exit(
+        lambda: load_settings(
+            model=model,
+            dataset=dataset,
+            num_problems=num_problems,
+            k_responses=k_responses,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+            stop=stop,
+            default_stop=False if no_default_stop else None,
+            endpoint=endpoint,
+            prompt_template=prompt_template,
+            api_mode=api_mode,
+            api_base=api_base,
+            api_key=api_key,
+            max_concurrent=max_concurrent,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            max_retries=max_retries,
+            initial_retry_delay=initial_retry_delay,
+            max_retry_delay=max_retry_delay,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            output_dir=output_dir,
+            output_file=output_file,
+        )
+    )
+    stats = InferStats()
+    with LiveStatus(lambda: status_line(stats)):
+        summary = run_or_exit(
+            lambda: asyncio.run(
+                run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}"))
+            )
+        )
+    print_summary(summary)
+    if summary.unreachable:
+        run_or_exit(lambda: _raise_unreachable(summary))
+    if summary.left_failed:
+        raise typer.Exit(1)
+
+
+def _raise_unreachable(summary: InferSummary) -> None:
+    raise EndpointError(
+        f"lost the server: {summary.unreachable}",
+        hint="is it still running? (`collect serve status`) — rerun the same command to resume",
+    )
+
+
+def status_line(stats: InferStats) -> str:
+    """One line: problems done/total, responses/s, tokens/s, retries, errors, ETA."""
+    elapsed = max(1e-9, time.monotonic() - stats.started)
+    finished = stats.finished
+    rate = finished / elapsed
+    eta = (stats.to_do - finished) / rate if rate > 0 else float("nan")
+    return (
+        f"problems {finished}/{stats.to_do} (skipped {stats.skipped_done} done)"
+        f" | {stats.responses / elapsed:.1f} resp/s | {stats.completion_tokens / elapsed:.0f} tok/s"
+        f" | retries {stats.retries} | errors {stats.failed_requests}"
+        f" | ETA {_duration(eta)}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):  # NaN: nothing finished yet
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def print_summary(summary: InferSummary) -> None:
+    """The closing summary on stderr."""
+    stats = summary.stats
+    err_console.print(
+        f"[bold]done[/] {stats.problems_done} · [bold]already done[/] {stats.skipped_done}"
+        f" · [bold]failed[/] {stats.problems_failed}"
+        + (f" · [bold]out of attempts[/] {stats.skipped_exhausted}" if stats.skipped_exhausted else "")
+        + f" · responses {stats.responses} · tokens {stats.prompt_tokens} in / {stats.completion_tokens} out"
+        f" · retries {stats.retries} · {summary.elapsed_s:.1f} s"
+    )
+    if summary.n_fallback:
+        warn("the server did not take n>1; samples were asked one by one")
+    info(f"results: {summary.output_path}")
+    if stats.problems_failed:
+        info("some problems failed: rerun the same command to retry them")

@@ -1,0 +1,509 @@
+"""`collect infer`: plan (problems × k − what the file already holds) → bounded workers → client → store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .client import (
+    GenerationParams,
+    OpenAIClient,
+    Reply,
+    RequestFailed,
+    RetryPolicy,
+    create_http_client,
+)
+from .dataset import dataset_fingerprint, dataset_label, load_problems
+from .errors import ConfigError, EndpointError, StoreError
+from .prompts import Templates, build_completion_prompt, build_messages, load_templates
+from .records import RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso
+from .settings import Settings
+from .store import FileState, ResultsWriter, compact, scan
+
+SYNC_INTERVAL_S = 5.0
+"""Longest time a written line waits for its fsync when results trickle in slowly."""
+
+
+@dataclass(slots=True)
+class InferStats:
+    """Live counters of a run; the progress display reads them while the run updates them."""
+
+    problems_total: int = 0
+    to_do: int = 0
+    skipped_done: int = 0
+    skipped_exhausted: int = 0
+    problems_done: int = 0
+    problems_failed: int = 0
+    responses: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        """Problems of this run's plan that are over, well or not."""
+        return self.problems_done + self.problems_failed
+
+
+@dataclass(slots=True)
+class InferSummary:
+    """What a run did, for the closing summary and the exit code."""
+
+    output_path: Path
+    model: str
+    stats: InferStats
+    elapsed_s: float
+    compacted: bool = False
+    torn_bytes_cut: int = 0
+    unreachable: str | None = None
+    n_fallback: bool = False
+
+    @property
+    def left_failed(self) -> int:
+        """Problems still without their k good responses when the run ended."""
+        return self.stats.problems_failed + self.stats.skipped_exhausted
+
+
+@dataclass(slots=True)
+class ProblemRun:
+    """One problem's work in this run: how many samples it still needs and how its requests went."""
+
+    problem: Problem
+    need: int
+    prior_attempts: int
+    next_index: int
+    counted: bool = False
+    outstanding: int = 0
+    got: int = 0
+
+    @property
+    def attempts(self) -> int:
+        """The attempt count to write: this run counts once any request got past connecting."""
+        return self.prior_attempts + (1 if self.counted else 0)
+
+
+@dataclass(slots=True)
+class PlannedRuns:
+    """The problems to ask this run, and what was skipped."""
+
+    runs: list[ProblemRun]
+    skipped_done: int
+    skipped_exhausted: int
+
+
+def plan_runs(problems: Iterable[Problem], state: FileState, k: int, max_attempts: int) -> PlannedRuns:
+    """Decide per problem: done (k good responses), exhausted (max_attempts used), or ask for the rest (pure)."""
+    runs = []
+    done = exhausted = 0
+    for problem in problems:
+        known = state.problems.get(problem.unique_id)
+        good = known.good if known else 0
+        attempts = known.attempts if known else 0
+        need = k - good
+        if need <= 0:
+            done += 1
+        elif attempts >= max_attempts:
+            exhausted += 1
+        else:
+            runs.append(ProblemRun(problem=problem, need=need, prior_attempts=attempts, next_index=good))
+    return PlannedRuns(runs=runs, skipped_done=done, skipped_exhausted=exhausted)
+
+
+def output_path(settings: Settings, model: str) -> Path:
+    """Where results go: --output-file (a bare name lands in --output-dir), else a name from model and data."""
+    if settings.output_file:
+        given = Path(settings.output_file).expanduser()
+        return given if given.is_absolute() or len(given.parts) > 1 else settings.output_dir / given
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+    return settings.output_dir / f"{safe_model}_{dataset_label(settings.dataset_names)}.jsonl"
+
+
+def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """Name the first run field (model, endpoint, generation, prompt) where a file and this run differ."""
+    if not existing:
+        return None
+    flags = {
+        "model": "--model",
+        "endpoint": "--endpoint",
+        "prompt_fingerprint": "--prompt-template",
+        "temperature": "--temperature",
+        "top_p": "--top-p",
+        "max_tokens": "--max-tokens",
+        "seed": "--seed",
+        "stop": "--stop",
+    }
+    for key in RUN_FIELDS:
+        if key not in existing:
+            continue  # files from older versions do not record every field
+        old, new = existing[key], current[key]
+        if key == "generation" and isinstance(old, dict):
+            for sub, value in new.items():
+                if sub in old and old[sub] != value:
+                    return f"generation.{sub}: the file has {old[sub]!r}, this run {value!r} ({flags[sub]})"
+        elif old != new:
+            what = "the prompt templates differ" if key == "prompt_fingerprint" else f"the file has {old!r}, this run {new!r}"
+            return f"{key}: {what} ({flags[key]})"
+    return None
+
+
+def split_tokens(total: int, weights: list[int]) -> list[int]:
+    """Share `total` tokens over responses in proportion to `weights`, summing exactly to `total` (pure)."""
+    if not weights:
+        return []
+    weight_sum = sum(weights)
+    if weight_sum <= 0:
+        weights = [1] * len(weights)
+        weight_sum = len(weights)
+    exact = [total * w / weight_sum for w in weights]
+    shares = [int(x) for x in exact]
+    leftovers = sorted(range(len(weights)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for i in leftovers[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def reply_responses(reply: Reply, first_index: int, n_asked: int) -> list[dict[str, Any]]:
+    """The response entries of a successful reply (at most n_asked of them), with per-response usage."""
+    samples = reply.samples[:n_asked]
+    count = len(samples)
+    prompt_shares = split_tokens(reply.prompt_tokens, [1] * count)
+    lengths = [len(s.text) + 1 for s in samples]
+    completion_shares = split_tokens(reply.completion_tokens, lengths)
+    reasoning_shares = split_tokens(reply.reasoning_tokens, lengths)
+    created = now_iso()
+    responses = []
+    for i, sample in enumerate(samples):
+        responses.append(
+            {
+                "index": first_index + i,
+                "full_response": sample.text,
+                "reasoning_content": sample.reasoning,
+                "finish_reason": sample.finish_reason,
+                "usage": {
+                    "prompt_tokens": prompt_shares[i],
+                    "completion_tokens": completion_shares[i],
+                    "reasoning_tokens": reasoning_shares[i],
+                },
+                "latency_s": round(reply.latency_s, 4),
+                "obtained_via": f"n={n_asked}",
+                "created_at": created,
+                "error": None,
+            }
+        )
+    return responses
+
+
+def error_responses(failure: RequestFailed, first_index: int, count: int, n_asked: int) -> list[dict[str, Any]]:
+    """One entry per sample a failed request should have produced."""
+    created = now_iso()
+    error = failure.as_record()
+    return [
+        {
+            "index": first_index + i,
+            "full_response": None,
+            "reasoning_content": None,
+            "finish_reason": None,
+            "usage": None,
+            "latency_s": None,
+            "obtained_via": f"n={n_asked}",
+            "created_at": created,
+            "error": error,
+        }
+        for i in range(count)
+    ]
+
+
+class _Engine:
+    """Runs the planned problems with at most `max_concurrent` requests in flight, writing as they finish."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenAIClient,
+        writer: ResultsWriter,
+        params: GenerationParams,
+        templates: Templates,
+        identity: dict[str, Any],
+        stats: InferStats,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.writer = writer
+        self.params = params
+        self.templates = templates
+        self.stats = stats
+        self.warn = warn
+        self.k = settings.k_responses
+        self.n_supported = True
+        self.unreachable: str | None = None
+        self._record_head = {"schema_version": SCHEMA_VERSION}
+        self._record_run = {**identity, "api_base": client.base_url, "k_requested": settings.k_responses}
+        self._last_sync = time.monotonic()
+
+    async def run(self, runs: list[ProblemRun]) -> None:
+        queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
+        workers = self.settings.max_concurrent
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._worker(queue))
+            for problem_run in runs:
+                if self.unreachable:
+                    break
+                jobs = self._split(problem_run.need)
+                problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
+                for n in jobs:
+                    await queue.put((problem_run, n))
+            for _ in range(workers):
+                await queue.put(None)
+
+    def _split(self, need: int) -> list[int]:
+        return [need] if self.n_supported else [1] * need
+
+    async def _worker(self, queue: asyncio.Queue[tuple[ProblemRun, int] | None]) -> None:
+        while True:
+            job = await queue.get()
+            if job is None:
+                return
+            problem_run, n = job
+            if not self.unreachable:
+                await self._ask(problem_run, n)
+            problem_run.outstanding -= 1
+            if problem_run.outstanding == 0:
+                if problem_run.got >= problem_run.need:
+                    self.stats.problems_done += 1
+                else:
+                    self.stats.problems_failed += 1
+
+    async def _ask(self, problem_run: ProblemRun, n_wanted: int) -> None:
+        problem = problem_run.problem
+        prompt: str | list[dict[str, str]] = (
+            build_messages(problem, self.templates)
+            if self.params.endpoint == "chat"
+            else build_completion_prompt(problem, self.templates)
+        )
+        remaining = n_wanted
+        probing_n = False
+        while remaining > 0:
+            n = remaining if (self.n_supported and not probing_n) else 1
+            self.stats.requests += 1
+            try:
+                reply = await self.client.generate(prompt, self.params, n)
+            except RequestFailed as failure:
+                if failure.status == 400 and n > 1 and self.n_supported:
+                    probing_n = True  # maybe the server does not take n>1: try once with n=1
+                    continue
+                self._fail(problem_run, failure, remaining, n)
+                return
+            if probing_n and self.n_supported:
+                self.n_supported = False
+                self.warn(f"the server rejects n={n_wanted}; asking for samples one by one (n=1)")
+            if not reply.samples:
+                self._fail(problem_run, RequestFailed("malformed", "the server returned no choices", 200), remaining, n)
+                return
+            problem_run.counted = True
+            responses = reply_responses(reply, problem_run.next_index, n)
+            problem_run.next_index += len(responses)
+            problem_run.got += len(responses)
+            remaining -= len(responses)
+            self._write(problem_run, responses)
+            self.stats.responses += len(responses)
+            self.stats.prompt_tokens += reply.prompt_tokens
+            self.stats.completion_tokens += reply.completion_tokens
+
+    def _fail(self, problem_run: ProblemRun, failure: RequestFailed, remaining: int, n: int) -> None:
+        self.stats.failed_requests += 1
+        if failure.kind == "connection":
+            # A server that cannot be reached does not use up the problem's attempts; stop asking.
+            self.unreachable = failure.message
+        else:
+            problem_run.counted = True
+        self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
+
+    def _write(self, problem_run: ProblemRun, responses: list[dict[str, Any]]) -> None:
+        now = now_iso()
+        record = {
+            **self._record_head,
+            **problem_run.problem.to_record_fields(),
+            **self._record_run,
+            "attempts": problem_run.attempts,
+            "created_at": now,
+            "updated_at": now,
+            "responses": responses,
+        }
+        self.writer.append(record)
+        if time.monotonic() - self._last_sync > SYNC_INTERVAL_S:
+            self.writer.sync()
+            self._last_sync = time.monotonic()
+
+
+async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
+    """Check that the server answers, and find the model: the one given, or a local server's only model.
+
+    Raises:
+        EndpointError: no server at the URL, a refused key, or a model the local server does not serve.
+    """
+    base = client.base_url
+    try:
+        served = await client.list_models()
+    except RequestFailed as failure:
+        if failure.kind == "connection":
+            hint = (
+                "start a local server with `collect serve --model MODEL`, or point --api-base at a running one"
+                if settings.api_mode == "local"
+                else "check --api-base and your network"
+            )
+            raise EndpointError(f"no server answers at {base} ({failure.message})", hint=hint) from None
+        served = []  # some OpenAI-compatible APIs have no /models; the first request will tell
+    if settings.model:
+        if settings.api_mode == "local" and served and settings.model not in served:
+            raise EndpointError(
+                f"model {settings.model!r} is not served at {base}",
+                hint=f"it serves: {', '.join(served)}; pass --model with one of these",
+            )
+        return settings.model
+    if settings.api_mode == "local" and len(served) == 1:
+        return served[0]
+    if served:
+        raise EndpointError(
+            "no --model given and the server has several models",
+            hint=f"pass --model with one of: {', '.join(served[:20])}",
+        )
+    raise EndpointError("no --model given", hint="pass --model NAME or set COLLECT_MODEL")
+
+
+def write_meta(path: Path, settings: Settings, identity: dict[str, Any], problems: list[Problem]) -> None:
+    """Write `<results>.meta.json`: effective settings (no secrets), versions, dataset fingerprint."""
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "collect_version": __version__,
+        "updated_at": now_iso(),
+        **identity,
+        "api_base": settings.resolved_api_base,
+        "k_responses": settings.k_responses,
+        "datasets": settings.dataset_names,
+        "num_problems": settings.num_problems,
+        "dataset_fingerprint": dataset_fingerprint(problems),
+        "settings": settings.model_dump(mode="json", exclude={"api_key"}),
+    }
+    meta_path = path.with_name(path.name + ".meta.json")
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    try:
+        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(tmp, meta_path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {meta_path}: {err.strerror}") from None
+
+
+async def run_infer(
+    settings: Settings,
+    *,
+    stats: InferStats | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+    on_output: Callable[[Path], None] = lambda path: None,
+) -> InferSummary:
+    """Ask the model k times per problem and store every response; resumes what the output file holds.
+
+    Args:
+        settings: the effective settings.
+        stats: counters to update live (for a progress display).
+        warn: receives warnings meant for the user.
+        on_output: called with the output path once it is known (before any request is sent).
+
+    Raises:
+        DatasetError, ConfigError: bad input, found before any request is sent.
+        EndpointError: the server refused the run (unreachable at start, 401/403/404).
+        StoreError: the results file is locked by another run, belongs to other settings, or cannot be written.
+    """
+    stats = stats or InferStats()
+    if settings.api_mode == "remote" and not settings.api_key:
+        raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
+    templates = load_templates(settings.prompt_template)
+    problems = load_problems(settings.dataset_names, settings.num_problems)
+    stats.problems_total = len(problems)
+    http = create_http_client(
+        settings.resolved_api_base,
+        api_key=settings.api_key_value,
+        max_connections=settings.max_concurrent,
+        request_timeout=settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+    )
+    policy = RetryPolicy(
+        max_retries=settings.max_retries,
+        initial_delay=settings.initial_retry_delay,
+        max_delay=settings.max_retry_delay,
+    )
+
+    def count_retry(kind: str) -> None:
+        stats.retries += 1
+
+    async with http:
+        client = OpenAIClient(http, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry)
+        model = await resolve_model(client, settings)
+        params = GenerationParams(
+            model=model,
+            endpoint=settings.endpoint,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            max_tokens=settings.max_tokens,
+            seed=settings.seed,
+            stop=tuple(settings.stop_sequences),
+        )
+        identity = {
+            "model": model,
+            "endpoint": settings.endpoint,
+            "generation": params.as_record(),
+            "prompt_fingerprint": templates.fingerprint(),
+        }
+        path = output_path(settings, model)
+        on_output(path)
+        with ResultsWriter(path, sync_every=settings.batch_size) as writer:
+            if writer.torn_bytes_cut:
+                warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
+            state = scan(path)
+            mismatch = identity_mismatch(state.first_record, identity)
+            if mismatch:
+                raise StoreError(
+                    f"{path} was made with other settings — {mismatch}",
+                    hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl to start a new file",
+                )
+            write_meta(path, settings, identity, problems)
+            plan = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
+            stats.to_do = len(plan.runs)
+            stats.skipped_done = plan.skipped_done
+            stats.skipped_exhausted = plan.skipped_exhausted
+            stats.started = time.monotonic()
+            engine = _Engine(settings, client, writer, params, templates, identity, stats, warn)
+            try:
+                await engine.run(plan.runs)
+            except* EndpointError as group:
+                raise group.exceptions[0] from None
+            except* StoreError as group:
+                raise group.exceptions[0] from None
+        elapsed = time.monotonic() - stats.started
+        summary = InferSummary(
+            output_path=path,
+            model=model,
+            stats=stats,
+            elapsed_s=elapsed,
+            unreachable=engine.unreachable,
+            n_fallback=not engine.n_supported,
+            torn_bytes_cut=writer.torn_bytes_cut,
+        )
+    summary.compacted = compact(path)
+    return summary
