@@ -1,0 +1,338 @@
+"""Read graded results files, streaming, into compact per-model, per-group and per-problem counts."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import GradeError
+from ..store import iter_records
+from .metrics import majority_vote
+
+OUTCOMES = ("correct", "wrong", "unparsed", "truncated", "error")
+"""Every outcome `collect extract` gives a response, in display order."""
+
+GROUP_FIELDS = ("category", "dataset")
+"""Record fields a report can be broken down by."""
+
+
+class RecordSink(Protocol):
+    """Receives every graded record as it is read (e.g. the long-table exporter)."""
+
+    def add_record(self, model: str, record: dict[str, Any]) -> None:
+        """Take one merged, validated record of `model`."""
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """Counts for one model over one group of problems (a category, or everything)."""
+
+    problems: int = 0
+    responses: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    clusters: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """(samples n, correct c) → number of problems: enough for accuracy, its interval and every pass@k."""
+    majority: float = 0.0
+    """Sum over problems of the maj@k score (fractional on ties)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    """Seconds per answered response (failed requests excluded)."""
+
+    def merge(self, other: GroupStats) -> None:
+        """Add another group's counts into this one."""
+        self.problems += other.problems
+        self.responses += other.responses
+        self.outcomes.update(other.outcomes)
+        self.clusters.update(other.clusters)
+        self.majority += other.majority
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.latencies.extend(other.latencies)
+
+
+@dataclass(slots=True)
+class ProblemResult:
+    """One model's result on one problem, without any text but its single winning wrong answer."""
+
+    samples: int
+    correct: int
+    answered: int
+    """Samples whose request did not fail."""
+    prompt_tokens: int
+    completion_tokens: int
+    majority: float
+    """maj@k score of this problem (1, 0, or 1/m on an m-way tie that includes the correct answer)."""
+    majority_wrong: str | None
+    """The wrong answer that wins the vote outright, if one does."""
+
+
+@dataclass(slots=True)
+class ProblemInfo:
+    """What the report keeps about a problem (its text goes to the exporter's spool, not here)."""
+
+    category: str
+    dataset: str
+    is_mcq: bool
+
+
+@dataclass(slots=True)
+class ModelData:
+    """Everything read for one model."""
+
+    name: str
+    files: list[Path] = field(default_factory=list)
+    groups: dict[str, GroupStats] = field(default_factory=dict)
+    problems: dict[str, ProblemResult] = field(default_factory=dict)
+    extractor_versions: set[str] = field(default_factory=set)
+    generation: dict[str, Any] | None = None
+
+    def overall(self) -> GroupStats:
+        """All groups merged."""
+        total = GroupStats()
+        for stats in self.groups.values():
+            total.merge(stats)
+        return total
+
+    @property
+    def max_samples(self) -> int:
+        """The largest number of samples any problem has (the k of pass@k)."""
+        return max((result.samples for result in self.problems.values()), default=0)
+
+
+@dataclass(slots=True)
+class Collection:
+    """The models read from a set of graded files, and the problems they answered."""
+
+    models: dict[str, ModelData] = field(default_factory=dict)
+    problems: dict[str, ProblemInfo] = field(default_factory=dict)
+    group_by: str = "category"
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_files(paths: Sequence[Path], *, warn: Callable[[str], None]) -> list[tuple[Path, bool]]:
+    """Expand the given files and directories into (file, given_explicitly) pairs.
+
+    A directory contributes its `*.jsonl` files (not recursive), sorted by name.
+
+    Raises:
+        GradeError: a path that does not exist, or a directory with no .jsonl file.
+    """
+    found: list[tuple[Path, bool]] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.glob("*.jsonl") if p.is_file())
+            if not files:
+                raise GradeError(
+                    f"{path}: no .jsonl files in this directory",
+                    hint="pass graded results files (from `collect extract`) or the directory holding them",
+                )
+            found.extend((file, False) for file in files)
+        elif path.is_file():
+            found.append((path, True))
+        else:
+            raise GradeError(f"{path}: no such file or directory")
+    seen: set[Path] = set()
+    unique = []
+    for file, explicit in found:
+        key = file.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((file, explicit))
+    return unique
+
+
+def load(
+    paths: Sequence[Path],
+    *,
+    group_by: str = "category",
+    sinks: Iterable[RecordSink] = (),
+    warn: Callable[[str], None] | None = None,
+) -> Collection:
+    """Read graded results files (or directories of them), streaming, and count what a report needs.
+
+    Records are grouped by their `model` field, so one file may hold several models and one model may span
+    several files. Response texts are never kept: each record is reduced to counts as soon as it is read.
+
+    Args:
+        paths: graded results files, or directories whose `*.jsonl` files are read.
+        group_by: the record field tables are broken down by (`category` or `dataset`).
+        sinks: receivers of every record (exporters), called while reading.
+        warn: called with one line per recoverable problem (skipped file, incomplete last line).
+
+    Raises:
+        GradeError: a file given by name that is not graded, a record without a model or with an unknown
+            outcome, the same model and problem in two files, or nothing graded at all.
+    """
+    if group_by not in GROUP_FIELDS:
+        raise GradeError(f"cannot group by {group_by!r}", hint=f"use one of: {', '.join(GROUP_FIELDS)}")
+    collection = Collection(group_by=group_by)
+
+    def note(message: str) -> None:
+        collection.warnings.append(message)
+        if warn is not None:
+            warn(message)
+
+    sinks = list(sinks)
+    origin: dict[tuple[str, str], Path] = {}
+    for path, explicit in find_files(paths, warn=note):
+        _load_file(path, explicit, collection, sinks, origin, note)
+    if not collection.models:
+        raise GradeError(
+            "no graded records found in " + ", ".join(str(path) for path in paths),
+            hint="run `collect extract -i RESULTS.jsonl` first, then report on its output",
+        )
+    return collection
+
+
+def _load_file(
+    path: Path,
+    explicit: bool,
+    collection: Collection,
+    sinks: list[RecordSink],
+    origin: dict[tuple[str, str], Path],
+    note: Callable[[str], None],
+) -> None:
+    torn: list[int] = []
+    first = True
+    records = 0
+    for record in iter_records(path, on_torn=torn.append):
+        graded = _check_graded(path, record)
+        if first:
+            first = False
+            if not graded:
+                if explicit:
+                    raise _not_graded(path)
+                note(f"skipped {path}: not a graded results file (run `collect extract -i {path}` first)")
+                return
+        elif not graded:
+            raise GradeError(
+                f"{path}, problem {record['unique_id']}: responses have no `outcome` (not graded)",
+                hint=f"the file mixes graded and ungraded records; rerun `collect extract -i {path}`",
+            )
+        records += 1
+        model = record.get("model")
+        if not isinstance(model, str) or not model:
+            raise GradeError(
+                f"{path}, problem {record['unique_id']}: no `model` field",
+                hint="records written by `collect infer` name their model; was this file edited?",
+            )
+        key = (model, str(record["unique_id"]))
+        if key in origin:
+            raise GradeError(
+                f"model {model!r}, problem {key[1]} appears in both {origin[key]} and {path}",
+                hint="report on one graded file per model run (move the other file out of the way)",
+            )
+        origin[key] = path
+        _add_record(collection, model, path, record)
+        for sink in sinks:
+            sink.add_record(model, record)
+    if torn:
+        note(f"{path}: the last line is incomplete (a run still writing?); it was left out")
+    if records == 0 and first:
+        note(f"skipped {path}: empty file")
+
+
+def _not_graded(path: Path) -> GradeError:
+    return GradeError(
+        f"{path} is not a graded results file (its responses have no `outcome`)",
+        hint=f"run `collect extract -i {path}` first, then report on the file it writes",
+    )
+
+
+def _check_graded(path: Path, record: dict[str, Any]) -> bool:
+    responses = record.get("responses")
+    if not isinstance(responses, list):
+        raise GradeError(
+            f"{path}, problem {record['unique_id']}: no `responses` list; this is not a results file",
+            hint="pass graded results files written by `collect extract`",
+        )
+    if not responses:
+        return True
+    graded = ["outcome" in response for response in responses]
+    if all(graded):
+        for response in responses:
+            if response["outcome"] not in OUTCOMES:
+                raise GradeError(
+                    f"{path}, problem {record['unique_id']}, response {response.get('index')}: "
+                    f"unknown outcome {response['outcome']!r}",
+                    hint=f"outcomes are {', '.join(OUTCOMES)}; rerun `collect extract` on the inference file",
+                )
+        return True
+    if any(graded):
+        raise GradeError(
+            f"{path}, problem {record['unique_id']}: some responses have no `outcome`",
+            hint=f"rerun `collect extract -i {path}`",
+        )
+    return False
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _add_record(collection: Collection, model: str, path: Path, record: dict[str, Any]) -> None:
+    data = collection.models.get(model)
+    if data is None:
+        data = collection.models[model] = ModelData(name=model, generation=record.get("generation"))
+    if not data.files or data.files[-1] != path:
+        data.files.append(path)
+    version = record.get("extractor_version")
+    if isinstance(version, str):
+        data.extractor_versions.add(version)
+    uid = str(record["unique_id"])
+    responses: list[dict[str, Any]] = record["responses"]
+    if not responses:
+        return
+    category = str(record.get("category") or "(none)")
+    dataset = str(record.get("dataset") or "(none)")
+    is_mcq = bool(record.get("is_mcq"))
+    if uid not in collection.problems:
+        collection.problems[uid] = ProblemInfo(category=category, dataset=dataset, is_mcq=is_mcq)
+    group = category if collection.group_by == "category" else dataset
+    stats = data.groups.get(group)
+    if stats is None:
+        stats = data.groups[group] = GroupStats()
+
+    correct = answered = prompt = completion = reasoning = 0
+    for response in responses:
+        outcome = response["outcome"]
+        stats.outcomes[outcome] += 1
+        if outcome == "correct":
+            correct += 1
+        if outcome != "error":
+            answered += 1
+            latency = response.get("latency_s")
+            if isinstance(latency, int | float) and not isinstance(latency, bool):
+                stats.latencies.append(float(latency))
+        usage = response.get("usage") or {}
+        prompt += _int(usage.get("prompt_tokens"))
+        completion += _int(usage.get("completion_tokens"))
+        reasoning += _int(usage.get("reasoning_tokens"))
+    samples = len(responses)
+    score, wrong = majority_vote(
+        ((response.get("extracted_answer"), response["outcome"] == "correct") for response in responses),
+        is_mcq=is_mcq,
+    )
+    stats.problems += 1
+    stats.responses += samples
+    stats.clusters[(samples, correct)] += 1
+    stats.majority += score
+    stats.prompt_tokens += prompt
+    stats.completion_tokens += completion
+    stats.reasoning_tokens += reasoning
+    data.problems[uid] = ProblemResult(
+        samples=samples,
+        correct=correct,
+        answered=answered,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        majority=score,
+        majority_wrong=wrong,
+    )

@@ -1,0 +1,133 @@
+"""Token prices per model (USD per million input and output tokens) from flags or a TOML/JSON/CSV file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million prompt (input) and completion (output) tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The USD cost of a request with these token counts."""
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+
+def parse_price_flag(text: str) -> tuple[str, Price]:
+    """Parse `--price MODEL=IN,OUT` (the model name may itself contain `=`; the last one separates).
+
+    Raises:
+        ConfigError: naming the flag value and the expected form.
+    """
+    model, sep, numbers = text.rpartition("=")
+    parts = numbers.split(",")
+    if not sep or not model.strip() or len(parts) != 2:
+        raise ConfigError(
+            f"invalid --price {text!r}: expected MODEL=IN,OUT",
+            hint="USD per million input and output tokens, e.g. --price gpt-4o-mini=0.15,0.6",
+        )
+    return model.strip(), Price(
+        _number(parts[0], f"--price {text!r}", "input"), _number(parts[1], f"--price {text!r}", "output")
+    )
+
+
+def load_prices_file(path: Path) -> dict[str, Price]:
+    """Read prices from a TOML, JSON or CSV file (by extension).
+
+    Accepted shapes: TOML/JSON `{model: {input = .., output = ..}}` or `{model: [in, out]}`, optionally
+    under a top-level `prices` table; CSV with a header `model,input,output`.
+
+    Raises:
+        ConfigError: naming the file, the model or row, and the field.
+    """
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read --prices {path}: {err.strerror}") from None
+    if suffix == ".csv":
+        return _from_csv(path, text)
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(
+                f"--prices {path}: unknown file type {suffix!r}", hint="use .toml, .json or .csv"
+            )
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--prices {path}: not valid {suffix[1:].upper()}: {err}") from None
+    if isinstance(data, dict) and isinstance(data.get("prices"), dict):
+        data = data["prices"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"--prices {path}: expected a table of model → prices", hint=_SHAPES)
+    return {str(model): _from_value(path, str(model), value) for model, value in data.items()}
+
+
+_SHAPES = 'e.g. TOML `"gpt-4o-mini" = { input = 0.15, output = 0.6 }` or JSON `{"gpt-4o-mini": [0.15, 0.6]}`'
+
+
+def _from_value(path: Path, model: str, value: Any) -> Price:
+    where = f"--prices {path}, model {model!r}"
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return Price(_number(value[0], where, "input"), _number(value[1], where, "output"))
+    if isinstance(value, dict) and "input" in value and "output" in value:
+        return Price(_number(value["input"], where, "input"), _number(value["output"], where, "output"))
+    raise ConfigError(f"{where}: expected [input, output] or {{input, output}}", hint=_SHAPES)
+
+
+def _from_csv(path: Path, text: str) -> dict[str, Price]:
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or not {"model", "input", "output"} <= set(reader.fieldnames):
+        raise ConfigError(f"--prices {path}: the CSV header must have model,input,output")
+    prices = {}
+    for row_no, row in enumerate(reader, start=2):
+        where = f"--prices {path}, row {row_no}"
+        model = (row.get("model") or "").strip()
+        if not model:
+            raise ConfigError(f"{where}: empty model")
+        prices[model] = Price(
+            _number(row.get("input"), where, "input"), _number(row.get("output"), where, "output")
+        )
+    return prices
+
+
+def _number(value: Any, where: str, name: str) -> float:
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise ConfigError(
+            f"{where}: {name} price {value!r} is not a non-negative number",
+            hint="prices are USD per million tokens, e.g. 0.15",
+        )
+    return number
+
+
+def resolve_prices(flags: Iterable[str] = (), file: Path | None = None) -> dict[str, Price]:
+    """Prices from a file, then `--price` flags on top (a flag wins for its model)."""
+    prices = load_prices_file(file) if file is not None else {}
+    for text in flags:
+        model, price = parse_price_flag(text)
+        prices[model] = price
+    return prices
+
+
+def unpriced(models: Iterable[str], prices: Mapping[str, Price]) -> list[str]:
+    """The models without a price."""
+    return [model for model in models if model not in prices]
