@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     """Seconds `collect serve` waits for the server to answer before giving up."""
     state_dir: Path | None = None
     """Where `collect serve` keeps its state file and logs (default ~/.cache/llmrouter-collect)."""
+    enforce_eager: bool = True
+    """Start vLLM with `--enforce-eager` (no CUDA graphs: faster start-up, less memory, as the old script did)."""
+    model_flags: bool = True
+    """Add known model-family vLLM flags (Gemma: `--dtype bfloat16`) unless the same flag comes after `--`."""
 
     # --- collect extract ---------------------------------------------------------------------------------
     workers: int | None = Field(default=None, ge=1)

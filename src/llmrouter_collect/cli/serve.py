@@ -1,3 +1,280 @@
-"""`collect serve` (to be written)."""
+"""`collect serve`: start a local vLLM server in the background; list, tail and stop the ones it started."""
 
 from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..console import err_console, info, is_interactive, out_console, print_error, warn
+from ..errors import ServerError
+from ..server import (
+    STOP_GRACE,
+    ServerInfo,
+    find_server,
+    follow_log,
+    list_servers,
+    read_log_tail,
+    resolve_state_dir,
+    start_server,
+    stop_server,
+)
+from ..settings import Settings, load_settings
+from . import app
+from ._common import EXIT_INTERRUPTED, run_or_exit
+
+PLAIN_PROGRESS_EVERY = 15.0
+"""Seconds between two "still starting" lines when stderr is not a terminal (logs, Colab cells)."""
+_EXTRA_KEY = "vllm_extra_args"
+
+
+class _ServeGroup(TyperGroup):
+    """A group whose arguments after `--` go to vLLM unchanged instead of naming a sub-command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[_EXTRA_KEY] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+serve_app = typer.Typer(
+    cls=_ServeGroup,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(serve_app, name="serve")
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir", help="Folder of the state file and logs (default ~/.cache/llmrouter-collect)."
+    ),
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", "-p", help="The server's port (default: the only server recorded).")
+]
+
+
+@serve_app.callback()
+def serve(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Hugging Face id or local folder to serve.")
+    ] = None,
+    max_model_len: Annotated[
+        int | None,
+        typer.Option("--max-model-len", "--max_model_len", help="Context length (default: vLLM's)."),
+    ] = None,
+    gpu_util: Annotated[
+        float | None, typer.Option("--gpu-util", help="Fraction of GPU memory vLLM may use (default 0.95).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="Port to bind (default 8000).")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1); 0.0.0.0 exposes it.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="Key the server requires (prefer COLLECT_API_KEY, which infer reads too)."
+        ),
+    ] = None,
+    vllm_command: Annotated[
+        str | None,
+        typer.Option(
+            "--vllm-command",
+            help="How to start vLLM (default 'vllm serve'), e.g. "
+            "'/opt/venv/bin/python -m vllm.entrypoints.openai.api_server'.",
+        ),
+    ] = None,
+    serve_timeout: Annotated[
+        float | None,
+        typer.Option("--serve-timeout", "--timeout", help="Seconds to wait for it (default 900)."),
+    ] = None,
+    enforce_eager: Annotated[
+        bool | None,
+        typer.Option("--enforce-eager/--no-enforce-eager", help="Pass --enforce-eager to vLLM (default on)."),
+    ] = None,
+    model_flags: Annotated[
+        bool | None,
+        typer.Option(
+            "--model-flags/--no-model-flags", help="Add model-family flags (Gemma: --dtype bfloat16)."
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Start a vLLM server in the background and return once it answers (sub-commands: status, logs, stop).
+
+    Arguments after `--` go to vLLM unchanged. Example:
+
+    \b
+        collect serve --model Qwen/Qwen2.5-1.5B-Instruct --max-model-len 8192 -- --tensor-parallel-size 2
+    """
+    extra: list[str] = ctx.meta.get(_EXTRA_KEY, [])
+    given: dict[str, Any] = {
+        "model": model,
+        "max_model_len": max_model_len,
+        "gpu_util": gpu_util,
+        "port": port,
+        "host": host,
+        "api_key": api_key,
+        "vllm_command": vllm_command,
+        "serve_timeout": serve_timeout,
+        "enforce_eager": enforce_eager,
+        "model_flags": model_flags,
+        "state_dir": state_dir,
+    }
+    if ctx.invoked_subcommand is not None:
+        misplaced = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+        if misplaced or extra:
+            shown = ", ".join(misplaced) if misplaced else "arguments after --"
+            err_console.print(
+                f"[bold red]error:[/] {shown} belong(s) to starting a server, not to `collect serve "
+                f"{ctx.invoked_subcommand}`\n[dim]put the sub-command's own options after it, "
+                f"e.g. `collect serve {ctx.invoked_subcommand} --port 8001`[/]"
+            )
+            raise typer.Exit(2)
+        return
+    settings = run_or_exit(lambda: load_settings(**given))
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        warn(f"binding {settings.host} without --api-key: anyone who reaches this machine can use the server")
+    server = run_or_exit(lambda: _start_with_progress(settings, extra))
+    _print_ready(server, settings)
+
+
+def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
+    label = f"starting vLLM for {settings.model} on port {settings.port}"
+    with _progress(label) as on_wait:
+        try:
+            return start_server(settings, extra, on_wait=on_wait)
+        except KeyboardInterrupt:  # start_server has already stopped the half-started server
+            err_console.print("interrupted; the server being started was stopped")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    """A spinner with the elapsed time on a terminal; a plain line every few seconds elsewhere."""
+    if is_interactive():
+        with err_console.status(f"{label} …") as status:
+            yield lambda elapsed: status.update(f"{label} … {elapsed:.0f}s")
+        return
+    last: list[float] = []
+
+    def plain(elapsed: float) -> None:
+        if not last:  # first call: the server process is running (the checks before it passed)
+            last.append(time.monotonic())
+            info(f"{label} …")
+        elif time.monotonic() - last[0] >= PLAIN_PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            info(f"  still starting … {elapsed:.0f}s")
+
+    yield plain
+
+
+def _print_ready(server: ServerInfo, settings: Settings) -> None:
+    name = server.served_models[0] if len(server.served_models) == 1 else server.model
+    state_flag = f" --state-dir {settings.state_dir}" if settings.state_dir else ""
+    out_console.print(f"vLLM is ready: {server.url}  (model {name})", markup=False)
+    out_console.print(f"  pid {server.pid}, process group {server.pgid}", markup=False)
+    out_console.print(f"  log {server.log}", markup=False)
+    out_console.print(
+        f"next: collect infer --api-base {server.url} --model {name}\n"
+        f"stop: collect serve stop --port {server.port}{state_flag}",
+        markup=False,
+    )
+
+
+@serve_app.command("status")
+def status(
+    state_dir: StateDirOption = None,
+) -> None:
+    """List the servers `collect serve` started: port, pid, process group, state, model, URL and log."""
+    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    directory = resolve_state_dir(settings)
+    servers = run_or_exit(lambda: list_servers(directory))
+    if not servers:
+        info(f"no servers started by collect are recorded (state: {directory})")
+        return
+    rows = [("PORT", "PID", "PGID", "STATE", "MODEL", "URL", "LOG")]
+    for entry in servers:
+        server = entry.info
+        state = "running" if entry.running else "exited"
+        ids = (str(server.port), str(server.pid), str(server.pgid))
+        rows.append((*ids, state, server.model, server.url, server.log))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out_console.print("  ".join([*cells, row[-1]]), markup=False)
+    if any(not entry.running for entry in servers):
+        info("an exited server stays listed until `collect serve stop --port P` (read its log first)")
+
+
+@serve_app.command("logs")
+def logs(
+    port: PortOption = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many lines to show.")] = 40,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C.")] = False,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Show the end of a server's log (the only server, or the one on --port)."""
+    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    server = run_or_exit(lambda: find_server(resolve_state_dir(settings), port))
+    path = Path(server.log)
+    if not path.exists():
+        _fail(ServerError(f"the log {path} of the server on port {server.port} is gone"))
+    for line in read_log_tail(path, lines):
+        out_console.print(line, markup=False, highlight=False)
+    if follow:
+        follow_log(path, _write_raw)
+
+
+@serve_app.command("stop")
+def stop(
+    port: PortOption = None,
+    all_servers: Annotated[bool, typer.Option("--all", help="Stop every server collect started.")] = False,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0.0, help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = STOP_GRACE,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Stop a server by the process group collect created (the only server, the one on --port, or --all)."""
+    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    directory = resolve_state_dir(settings)
+    if all_servers:
+        if port is not None:
+            _fail(ServerError("give either --port or --all, not both"))
+        targets = [entry.info for entry in run_or_exit(lambda: list_servers(directory))]
+        if not targets:
+            info(f"no servers started by collect are recorded (state: {directory})")
+            return
+    else:
+        targets = [run_or_exit(lambda: find_server(directory, port))]
+    for server in targets:
+        was_running = run_or_exit(lambda server=server: stop_server(directory, server, grace))
+        if was_running:
+            info(f"stopped the server on port {server.port} (pid {server.pid}, model {server.model})")
+        else:
+            info(
+                f"the server on port {server.port} (pid {server.pid}) had already exited; "
+                f"forgot it (its log: {server.log})"
+            )
+
+
+def _write_raw(text: str) -> None:
+    out_console.file.write(text)
+    out_console.file.flush()
+
+
+def _fail(error: ServerError) -> NoReturn:
+    print_error(error)
+    raise typer.Exit(1)

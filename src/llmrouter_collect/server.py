@@ -1,0 +1,588 @@
+"""vLLM server lifecycle: build its command, start it detached, wait until ready, list, tail and stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import ServerError
+from .settings import Settings
+
+STATE_FILE_NAME = "servers.json"
+"""The state file in the state directory: every server `collect serve` started and has not stopped."""
+LOCK_FILE_NAME = "servers.lock"
+LOG_DIR_NAME = "logs"
+STATE_SCHEMA_VERSION = 1
+POLL_INTERVAL = 0.5
+"""Seconds between two readiness checks (and two liveness checks while stopping)."""
+STOP_GRACE = 30.0
+"""Seconds a server gets to exit after SIGTERM before its process group gets SIGKILL."""
+LOG_TAIL_LINES = 25
+"""Log lines shown when a server fails to start."""
+API_KEY_ENV = "VLLM_API_KEY"
+"""vLLM reads its key from this variable, which keeps it out of argv, `ps`, logs and the state file."""
+
+# Flags `collect serve` sets itself; given after `--` they would silently disagree with the state file.
+_OWN_FLAGS = {
+    "--host": "--host",
+    "--port": "--port",
+    "--model": "--model",
+    "--api-key": "--api-key (it reaches vLLM through VLLM_API_KEY, never on the command line)",
+}
+_HAS_PROC = Path("/proc/self/stat").exists()
+"""Linux: process states and start times come from /proc (zombies and reused pids are told apart)."""
+# Model families that need flags of their own: (substring of the model name, flags).
+# Gemma 2/3 are numerically unstable in float16; vLLM refuses float16 for them, and bfloat16 is what they
+# were trained in. On GPUs without bfloat16 (e.g. T4) pass `-- --dtype float32` instead.
+_FAMILY_FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (("gemma", ("--dtype", "bfloat16")),)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """One server started by `collect serve`, as kept in the state file (never holds the API key)."""
+
+    port: int
+    host: str
+    url: str
+    """Base URL of its OpenAI-compatible API, ending in /v1."""
+    pid: int
+    pgid: int
+    """The process group `collect serve` created for it; `stop` signals this group."""
+    model: str
+    argv: list[str]
+    log: str
+    started_at: str
+    start_ticks: int | None = None
+    """Start time of `pid` (Linux /proc clock ticks), so a reused pid is never taken for the server."""
+    api_key_set: bool = False
+    served_models: list[str] = field(default_factory=list)
+    """Model ids the server listed on /v1/models once ready (empty while starting)."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerInfo:
+        """Build from one entry of the state file (unknown keys are ignored)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+    @property
+    def command(self) -> str:
+        """The command line, quoted for a POSIX shell."""
+        prefix = f"{API_KEY_ENV}=... " if self.api_key_set else ""
+        return prefix + shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """A server from the state file and whether its process group is still running."""
+
+    info: ServerInfo
+    running: bool
+
+
+# --- building the command ------------------------------------------------------------------------------
+
+
+def default_state_dir() -> Path:
+    """`~/.cache/llmrouter-collect`, where the state file and logs live unless `state_dir` is set."""
+    return Path.home() / ".cache" / "llmrouter-collect"
+
+
+def resolve_state_dir(settings: Settings) -> Path:
+    """The state directory from settings, or the default."""
+    return (settings.state_dir or default_state_dir()).expanduser()
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL clients use for a server bound to `host:port` (a wildcard address becomes the loopback one)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/v1"
+
+
+def model_family_flags(model: str, extra: Sequence[str] = ()) -> list[str]:
+    """vLLM flags a model family needs (e.g. Gemma: `--dtype bfloat16`), minus flags already in `extra`."""
+    given = {arg.split("=", 1)[0] for arg in extra if arg.startswith("--")}
+    flags: list[str] = []
+    lowered = model.lower()
+    for needle, family_flags in _FAMILY_FLAGS:
+        if needle in lowered and family_flags[0] not in given:
+            flags.extend(family_flags)
+    return flags
+
+
+def build_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
+    """The vLLM command line (argv list, never a shell string) for `settings`, followed by `extra` unchanged.
+
+    The model goes positionally when the command ends in `serve` (`vllm serve MODEL`), else as `--model`.
+
+    Raises:
+        ServerError: no model, an empty or unparsable vLLM command, or a flag after `--` that
+            `collect serve` sets itself.
+    """
+    if not settings.model:
+        raise ServerError(
+            "no model to serve", hint="pass --model (a Hugging Face id or local folder) or set COLLECT_MODEL"
+        )
+    try:
+        command = shlex.split(settings.vllm_command)
+    except ValueError as err:
+        raise ServerError(f"cannot parse --vllm-command {settings.vllm_command!r}: {err}") from None
+    if not command:
+        raise ServerError("--vllm-command / COLLECT_VLLM_COMMAND is empty", hint="e.g. `vllm serve`")
+    for arg in extra:
+        name = arg.split("=", 1)[0]
+        if name in _OWN_FLAGS:
+            raise ServerError(
+                f"{name} after `--` is set by `collect serve` itself",
+                hint=f"pass {_OWN_FLAGS[name]} to `collect serve` (before `--`)",
+            )
+    model_args = [settings.model] if command[-1] == "serve" else ["--model", settings.model]
+    argv = [*command, *model_args, "--host", settings.host, "--port", str(settings.port)]
+    if settings.max_model_len is not None:
+        argv += ["--max-model-len", str(settings.max_model_len)]
+    argv += ["--gpu-memory-utilization", str(settings.gpu_util)]
+    if settings.enforce_eager and "--enforce-eager" not in extra:
+        argv.append("--enforce-eager")
+    if settings.model_flags:
+        argv += model_family_flags(settings.model, extra)
+    return [*argv, *extra]
+
+
+# --- starting -----------------------------------------------------------------------------------------
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail if something listens on `host:port` or the address cannot be bound.
+
+    Raises:
+        ServerError: the port is taken (naming it and how to pick another).
+    """
+    hint = "stop whatever uses it (`collect serve status` lists servers started by collect) or pick --port"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    connect_host = base_url(host, port).split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((connect_host, port)) == 0:
+            message = f"port {port} is already in use (something answers on {connect_host}:{port})"
+            raise ServerError(message, hint)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # The same option uvicorn sets, so a port in TIME_WAIT counts as free, as it will for vLLM.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ServerError(f"cannot bind {host}:{port}: {err.strerror or err}", hint) from None
+
+
+def start_server(
+    settings: Settings,
+    extra: Sequence[str] = (),
+    on_wait: Callable[[float], None] | None = None,
+) -> ServerInfo:
+    """Start vLLM detached (own session and process group, output to a log file) and wait until it answers.
+
+    The server keeps running after this returns; it is recorded in the state file for `status`, `logs`
+    and `stop`. On any failure during start-up (exit, timeout, Ctrl-C) its process group is stopped
+    and its state entry removed, so nothing is left behind.
+
+    Args:
+        settings: model, host, port, timeouts, vLLM command, state directory, API key.
+        extra: arguments passed to vLLM unchanged, after the ones built from settings.
+        on_wait: called about twice a second with the seconds waited so far.
+
+    Returns:
+        The server's state entry, with the model ids it serves.
+
+    Raises:
+        ServerError: bad settings, port in use, a server already recorded for the port, vLLM missing,
+            vLLM exiting during start-up (with its log tail and the command to rerun), or the timeout.
+    """
+    argv = build_argv(settings, extra)
+    state_dir = resolve_state_dir(settings)
+    for status in list_servers(state_dir):
+        if status.info.port == settings.port and status.running:
+            raise ServerError(
+                f"a server started by collect already runs on port {settings.port} "
+                f"(pid {status.info.pid}, model {status.info.model})",
+                hint=f"use it at {status.info.url}, or stop it: collect serve stop --port {settings.port}",
+            )
+    check_port_free(settings.host, settings.port)
+
+    log_dir = state_dir / LOG_DIR_NAME
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log_path = log_dir / f"vllm-{settings.port}-{stamp}.log"
+    env = dict(os.environ)
+    if settings.api_key_value:
+        env[API_KEY_ENV] = settings.api_key_value
+    with log_path.open("ab") as log:
+        header = f"# collect serve: {shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n"
+        log.write(header.encode())
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own session and process group: outlives us, stopped as one group
+                close_fds=True,  # no inherited pipes, so a Colab `!` cell ends when we do
+            )
+        except OSError as err:
+            raise ServerError(
+                f"cannot run the vLLM command {argv[0]!r}: {err.strerror or err}",
+                hint="install vLLM, or point --vllm-command / COLLECT_VLLM_COMMAND at it "
+                "(e.g. '/path/to/venv/bin/python -m vllm.entrypoints.openai.api_server')",
+            ) from None
+
+    info = ServerInfo(
+        port=settings.port,
+        host=settings.host,
+        url=base_url(settings.host, settings.port),
+        pid=process.pid,
+        pgid=_pgid_of(process.pid),
+        model=settings.model or "",
+        argv=argv,
+        log=str(log_path),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        start_ticks=_start_ticks(process.pid),
+        api_key_set=settings.api_key_value is not None,
+    )
+    _add_entry(state_dir, info)
+    try:
+        served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
+    except BaseException:
+        _terminate_group(info, process)
+        _remove_entry(state_dir, info)
+        raise
+    ready = replace(info, served_models=served)
+    _add_entry(state_dir, ready)
+    return ready
+
+
+def wait_until_ready(
+    info: ServerInfo,
+    process: subprocess.Popen[bytes],
+    timeout: float,
+    api_key: str | None = None,
+    on_wait: Callable[[float], None] | None = None,
+) -> list[str]:
+    """Poll `GET {url}/models` until it answers, watching the process on every loop.
+
+    Returns:
+        The model ids the server lists (empty if it answered 401/403: it is up but wants another key).
+
+    Raises:
+        ServerError: the process exited, or `timeout` seconds passed; with the log tail and the command.
+    """
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0), headers=headers) as client:
+        while True:
+            code = process.poll()
+            elapsed = time.monotonic() - started
+            if code is not None:
+                raise ServerError(
+                    f"vLLM exited with code {code} during start-up (after {elapsed:.0f}s); its log ends:\n"
+                    + _indent(read_log_tail(Path(info.log), LOG_TAIL_LINES)),
+                    hint=f"log: {info.log}\nrerun by hand to see more: {info.command}",
+                )
+            try:
+                response = client.get(f"{info.url}/models")
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code in (401, 403):
+                return []
+            if response is not None and response.status_code == 200:
+                return _model_ids(response)
+            if elapsed >= timeout:
+                raise ServerError(
+                    f"vLLM did not answer on {info.url} within {timeout:.0f}s; stopped it. Its log ends:\n"
+                    + _indent(read_log_tail(Path(info.log), LOG_TAIL_LINES)),
+                    hint=f"raise --serve-timeout if it was still loading; log: {info.log}\n"
+                    f"rerun by hand: {info.command}",
+                )
+            if on_wait is not None:
+                on_wait(elapsed)
+            time.sleep(POLL_INTERVAL)
+
+
+def _model_ids(response: httpx.Response) -> list[str]:
+    try:
+        data = response.json().get("data", [])
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    except (ValueError, AttributeError):
+        return []
+
+
+def _indent(lines: list[str]) -> str:
+    return "\n".join(f"  | {line}" for line in lines) if lines else "  | (the log is empty)"
+
+
+# --- status, logs, stop --------------------------------------------------------------------------------
+
+
+def list_servers(state_dir: Path) -> list[ServerStatus]:
+    """Every server in the state file, with whether its process group still runs, ordered by port."""
+    servers = sorted(_read_state(state_dir), key=lambda info: info.port)
+    return [ServerStatus(info, is_running(info)) for info in servers]
+
+
+def find_server(state_dir: Path, port: int | None) -> ServerInfo:
+    """The recorded server on `port`, or the only recorded server when `port` is None.
+
+    Raises:
+        ServerError: none recorded for the port, none at all, or several and no port given.
+    """
+    servers = _read_state(state_dir)
+    if port is not None:
+        for info in servers:
+            if info.port == port:
+                return info
+        known = ", ".join(str(info.port) for info in servers) or "none"
+        raise ServerError(
+            f"no server started by collect on port {port} (known ports: {known})",
+            hint=f"see `collect serve status`; state file: {state_dir / STATE_FILE_NAME}",
+        )
+    if not servers:
+        raise ServerError(
+            "no server started by collect is recorded",
+            hint=f"start one with `collect serve --model M`; state file: {state_dir / STATE_FILE_NAME}",
+        )
+    if len(servers) > 1:
+        ports = ", ".join(str(info.port) for info in sorted(servers, key=lambda i: i.port))
+        raise ServerError(f"several servers are recorded (ports {ports})", hint="choose one with --port")
+    return servers[0]
+
+
+def is_running(info: ServerInfo) -> bool:
+    """True while the process group `collect serve` created still has a live (non-zombie) process."""
+    leader = _proc_stat(info.pid)
+    if leader is not None and leader[0] != "Z":
+        # A different start time means the pid was reused: our leader is gone, and with it our group
+        # (Linux never hands out a pid that is still some group's id).
+        return info.start_ticks is None or leader[2] == info.start_ticks
+    _reap(info.pid)
+    return bool(_group_members(info.pgid))
+
+
+def stop_server(state_dir: Path, info: ServerInfo, grace: float = STOP_GRACE) -> bool:
+    """Stop a recorded server's process group (SIGTERM, then SIGKILL after `grace` s) and forget it.
+
+    Returns:
+        True if it was running, False if it had already exited (its entry is removed all the same).
+
+    Raises:
+        ServerError: the group survived SIGKILL or cannot be signalled (e.g. another user's process).
+    """
+    was_running = is_running(info)
+    if was_running:
+        _signal_group(info, signal.SIGTERM)
+        if not _wait_gone(info, grace):
+            _signal_group(info, signal.SIGKILL)
+            if not _wait_gone(info, 10.0):
+                raise ServerError(
+                    f"process group {info.pgid} (port {info.port}) is still alive after SIGKILL",
+                    hint=f"check it with `ps -o pid,stat,cmd -g {info.pgid}`",
+                )
+    _remove_entry(state_dir, info)
+    return was_running
+
+
+def read_log_tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a log file (undecodable bytes replaced); empty if it does not exist."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * 1024))  # enough for any sensible tail; logs can be huge
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    text = data.decode("utf-8", errors="replace").replace("\r", "\n")
+    return [line for line in text.splitlines() if line.strip()][-lines:] if lines > 0 else []
+
+
+def follow_log(path: Path, on_text: Callable[[str], None], poll: float = POLL_INTERVAL) -> None:
+    """Pass text appended to `path` to `on_text` until interrupted (Ctrl-C ends it quietly)."""
+    with contextlib.suppress(KeyboardInterrupt), path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        while True:
+            chunk = handle.read()
+            if chunk:
+                on_text(chunk.decode("utf-8", errors="replace"))
+            else:
+                time.sleep(poll)
+
+
+# --- process groups ------------------------------------------------------------------------------------
+
+
+def _pgid_of(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return pid  # already gone; start_new_session made it its own group leader
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start ticks) of a process, or None if it does not exist.
+
+    Without /proc (macOS) a live process gets state "?" and start ticks -1.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if _HAS_PROC:
+            return None
+        try:
+            return ("?", os.getpgid(pid), -1)
+        except OSError:
+            return None
+    fields = text.rsplit(")", 1)[1].split()
+    # After the command name: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+    # utime stime cutime cstime priority nice num_threads itrealvalue starttime ...
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def _start_ticks(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[2] if stat is not None and stat[2] >= 0 else None
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group."""
+    if not _HAS_PROC:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is not None and stat[1] == pgid and stat[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of `pid` if it is our own child (stopped by the process that started it)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _signal_group(info: ServerInfo, sig: signal.Signals) -> None:
+    try:
+        os.killpg(info.pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError as err:
+        raise ServerError(
+            f"not allowed to signal process group {info.pgid} (port {info.port}): {err.strerror}",
+            hint="it belongs to another user; stop it as that user",
+        ) from None
+
+
+def _wait_gone(info: ServerInfo, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(info.pid)
+        if not is_running(info):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(POLL_INTERVAL, 0.2))
+
+
+def _terminate_group(info: ServerInfo, process: subprocess.Popen[bytes]) -> None:
+    """Stop a server that failed to start: SIGTERM its group, SIGKILL after a short grace, reap the leader."""
+    if is_running(info):
+        _signal_group(info, signal.SIGTERM)
+        if not _wait_gone(info, 10.0):
+            _signal_group(info, signal.SIGKILL)
+            _wait_gone(info, 10.0)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5.0)
+
+
+# --- state file ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the state file between concurrent `collect serve` commands."""
+    import fcntl  # POSIX only, like process groups; imported here so the CLI still loads elsewhere
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / LOCK_FILE_NAME).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_state(state_dir: Path) -> list[ServerInfo]:
+    path = state_dir / STATE_FILE_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise ServerError(f"cannot read the state file {path}: {err.strerror or err}") from None
+    try:
+        data = json.loads(text)
+        return [ServerInfo.from_json(item) for item in data["servers"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ServerError(
+            f"the state file {path} is not valid ({err})",
+            hint="delete it (servers it listed keep running; stop them by their pid) and retry",
+        ) from None
+
+
+def _write_state(state_dir: Path, servers: list[ServerInfo]) -> None:
+    path = state_dir / STATE_FILE_NAME
+    payload = {
+        "schema_version": STATE_SCHEMA_VERSION,
+        "servers": [asdict(info) for info in sorted(servers, key=lambda i: i.port)],
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def _add_entry(state_dir: Path, info: ServerInfo) -> None:
+    with _state_lock(state_dir):
+        servers = [other for other in _read_state(state_dir) if other.port != info.port]
+        _write_state(state_dir, [*servers, info])
+
+
+def _remove_entry(state_dir: Path, info: ServerInfo) -> None:
+    with _state_lock(state_dir):
+        servers = _read_state(state_dir)
+        kept = [other for other in servers if not (other.port == info.port and other.pid == info.pid)]
+        if len(kept) != len(servers):
+            _write_state(state_dir, kept)
