@@ -30,6 +30,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        use_attribute_docstrings=True,
+        env_ignore_empty=True,
     )
 
     # --- what to ask -------------------------------------------------------------------------------------
@@ -89,8 +91,6 @@ class Settings(BaseSettings):
     """Directory for results files."""
     output_file: str | None = None
     """Results file name (in output_dir) or path; default derived from model and datasets, so reruns resume."""
-    new_file: bool = False
-    """Start a new results file (with a numbered name) instead of resuming one made with other settings."""
 
     # --- collect serve -----------------------------------------------------------------------------------
     vllm_command: str = "vllm serve"
