@@ -1,0 +1,170 @@
+"""PNG plots of a Report: accuracy by group per model, accuracy against cost (Pareto, oracle), pass@k by k.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import StoreError
+from .metrics import pareto_front
+from .summary import Report
+
+_DPI = 150
+
+
+def write_plots(report: Report, directory: Path) -> list[Path]:
+    """Write the report's plots as PNG files in `directory`.
+
+    Returns:
+        The files written.
+
+    Raises:
+        StoreError: the directory cannot be written.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = [
+            _save(_accuracy_by_group(report), directory / f"accuracy_by_{report.group_by}.png"),
+            _save(_pass_at_k(report), directory / "pass_at_k.png"),
+        ]
+        figure = _accuracy_vs_cost(report)
+        if figure is not None:
+            written.append(_save(figure, directory / "accuracy_vs_cost.png"))
+        return written
+    except OSError as err:
+        raise StoreError(f"cannot write plots to --plots {directory}: {err.strerror}") from None
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    FigureCanvasAgg(figure)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    figure.savefig(str(tmp), dpi=_DPI, format="png", bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def _accuracy_by_group(report: Report) -> Figure:
+    groups = sorted({row.group for model in report.models for row in model.groups})
+    labels = [*groups, "ALL"]
+    n_models = len(report.models)
+    height = max(3.0, 0.35 * len(labels) * max(1, n_models) ** 0.5 + 1.5)
+    figure = Figure(figsize=(9, height))
+    axes = figure.add_subplot()
+    positions = np.arange(len(labels))
+    bar = 0.8 / max(1, n_models)
+    for index, model in enumerate(report.models):
+        rows = {row.group: row for row in [*model.groups, model.overall]}
+        values, low, high = [], [], []
+        for label in labels:
+            row = rows.get(label)
+            accuracy = row.accuracy if row is not None and row.accuracy is not None else np.nan
+            values.append(100 * accuracy)
+            low.append(100 * (accuracy - row.ci_low) if row is not None and row.ci_low is not None else 0.0)
+            high.append(
+                100 * (row.ci_high - accuracy) if row is not None and row.ci_high is not None else 0.0
+            )
+        offset = (index - (n_models - 1) / 2) * bar
+        axes.barh(
+            positions + offset,
+            values,
+            height=bar,
+            xerr=[low, high],
+            label=model.model,
+            error_kw={"elinewidth": 0.8, "capsize": 2, "alpha": 0.7},
+        )
+    axes.set_yticks(positions, labels)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 100)
+    axes.set_xlabel(f"accuracy over all samples (%), {round(report.confidence * 100)}% interval")
+    axes.set_title(f"Accuracy by {report.group_by} (errors, unparsed and truncated count as not correct)")
+    axes.grid(axis="x", alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def _pass_at_k(report: Report) -> Figure:
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    top = 1
+    for model in report.models:
+        row = model.overall
+        ks = [k for k, value in sorted(row.pass_at.items()) if value is not None]
+        if not ks:
+            continue
+        top = max(top, ks[-1])
+        (line,) = axes.plot(ks, [100 * (row.pass_at[k] or 0.0) for k in ks], marker="o", label=model.model)
+        if row.majority is not None:
+            axes.scatter(
+                [row.k],
+                [100 * row.majority],
+                marker="s",
+                facecolors="none",
+                edgecolors=line.get_color(),
+                s=60,
+            )
+    axes.scatter([], [], marker="s", facecolors="none", edgecolors="grey", label="maj@k (at k)")
+    if top > 10:
+        axes.set_xscale("log", base=2)
+    axes.set_xlabel("k (samples per problem)")
+    axes.set_ylabel("pass@k (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title("pass@k by k (unbiased estimator) and maj@k")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
+def _accuracy_vs_cost(report: Report) -> Figure | None:
+    view = report.router
+    if not view.points:
+        return None
+    priced = all(point.cost_per_query is not None for point in view.points)
+    if priced:
+        xs = [point.cost_per_query or 0.0 for point in view.points]
+        xlabel = "cost per query (USD, one request to the model)"
+    else:
+        tokens = {model.model: model.overall.completion_tokens_mean or 0.0 for model in report.models}
+        xs = [tokens.get(point.model, 0.0) for point in view.points]
+        xlabel = "completion tokens per response (no prices given: a cost proxy)"
+    ys = [100 * point.accuracy for point in view.points]
+    figure = Figure(figsize=(7.5, 5))
+    axes = figure.add_subplot()
+    axes.scatter(xs, ys, s=50, zorder=3, label="models")
+    for x, y, point in zip(xs, ys, view.points, strict=True):
+        axes.annotate(point.model, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    front = pareto_front(list(zip(xs, ys, strict=True)))
+    axes.plot(
+        [xs[i] for i in front], [ys[i] for i in front], linestyle="--", color="grey", label="Pareto front"
+    )
+    if priced and len(view.points) > 1:
+        for strategy, marker, label in [
+            (view.oracle, "*", "oracle"),
+            (view.category_router, "D", f"{report.group_by} router"),
+        ]:
+            if strategy is not None and strategy.cost_per_query is not None:
+                axes.scatter(
+                    [strategy.cost_per_query],
+                    [100 * strategy.accuracy],
+                    marker=marker,
+                    s=140,
+                    zorder=4,
+                    label=label,
+                )
+    elif view.oracle is not None and len(view.points) > 1:
+        axes.axhline(100 * view.oracle.accuracy, color="tab:red", linestyle=":", label="oracle accuracy")
+    positive = [x for x in xs if x > 0]
+    if positive and max(positive) / min(positive) > 20:
+        axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("accuracy (%), each problem once")
+    axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")
+    return figure

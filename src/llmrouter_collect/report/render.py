@@ -1,0 +1,487 @@
+"""Render a Report as rich tables, Markdown, CSV or JSON (plain strings and renderables; no printing here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .loader import OUTCOMES
+from .summary import GroupSummary, Report
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+@dataclass(slots=True)
+class Section:
+    """One table of the report: a title, column names, rows of cells, and notes printed under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    """(row, column) cells to emphasize (the best value of a row)."""
+    rule_before: set[int] = field(default_factory=set)
+    """Rows preceded by a separator line."""
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """0.4631 → `46.3`; None → `—`."""
+    return "—" if value is None else f"{100 * value:.{digits}f}"
+
+
+def money(value: float | None) -> str:
+    """USD with enough digits to compare small per-request costs; None → `—`."""
+    if value is None:
+        return "—"
+    if value >= 100:
+        return f"${value:,.0f}"
+    if value >= 1:
+        return f"${value:.2f}"
+    if value == 0:
+        return "$0"
+    return f"${value:#.3g}"
+
+
+def seconds(value: float | None) -> str:
+    """Seconds with one decimal; None → `—`."""
+    return "—" if value is None else f"{value:.1f}"
+
+
+def number(value: float | None) -> str:
+    """A mean count, rounded; None → `—`."""
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _interval(row: GroupSummary) -> str:
+    if row.accuracy is None:
+        return "—"
+    return f"{pct(row.accuracy)} [{pct(row.ci_low)}, {pct(row.ci_high)}]"
+
+
+def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
+    """The report's tables, in reading order, as plain cells shared by the table and Markdown renderers."""
+    priced = any(model.price is not None for model in report.models)
+    level = f"{round(report.confidence * 100):d}%"
+    sections: list[Section] = []
+
+    accuracy = Section(
+        title="Accuracy (all problems; %)",
+        columns=["model", "problems", "k", f"accuracy [{level} CI]", "answered", "pass@1", "pass@k", "maj@k"],
+        rows=[],
+        notes=[
+            "accuracy: correct / all responses (errors, unparsed and truncated count as not correct); "
+            "answered: correct / responses whose request did not fail",
+            "pass@k: unbiased estimator at the model's k; maj@k: majority vote over extracted answers, "
+            "a tie that includes the correct answer scores 1/(answers tied)",
+        ],
+    )
+    for model in report.models:
+        row = model.overall
+        accuracy.rows.append(
+            [
+                model.model,
+                f"{row.problems:,}",
+                str(row.k),
+                _interval(row),
+                pct(row.accuracy_answered),
+                pct(row.pass_at.get(1)),
+                pct(row.pass_at_k),
+                pct(row.majority),
+            ]
+        )
+    _bold_best_in_columns(accuracy, [3, 4, 5, 6, 7])
+    sections.append(accuracy)
+
+    usage_columns = [
+        "model",
+        *[f"{outcome} %" for outcome in OUTCOMES],
+        "in tok",
+        "out tok",
+        "p50 s",
+        "p95 s",
+    ]
+    if priced:
+        usage_columns += ["$/problem", "$/correct", "$ total"]
+    usage = Section(
+        title="Outcomes, tokens and latency (per response)",
+        columns=usage_columns,
+        rows=[],
+        notes=["latency over responses whose request did not fail"],
+    )
+    if priced:
+        usage.notes.append("$/problem is the cost of all k samples of a problem")
+    for model in report.models:
+        row = model.overall
+        cells = [
+            model.model,
+            *[pct(row.rates[outcome]) for outcome in OUTCOMES],
+            number(row.prompt_tokens_mean),
+            number(row.completion_tokens_mean),
+            seconds(row.latency_p50),
+            seconds(row.latency_p95),
+        ]
+        if priced:
+            cells += [money(row.cost_per_problem), money(row.cost_per_correct), money(row.cost_total)]
+        usage.rows.append(cells)
+    if report.unpriced and priced:
+        usage.notes.append("no price for: " + ", ".join(report.unpriced))
+    sections.append(usage)
+
+    group_title = report.group_by
+    for model in report.models:
+        columns = [
+            group_title,
+            "problems",
+            f"accuracy [{level} CI]",
+            "answered",
+            "pass@k",
+            "maj@k",
+            "unparsed",
+            "truncated",
+            "error",
+            "out tok",
+            "p50 s",
+        ]
+        if priced:
+            columns.append("$/problem")
+        section = Section(title=f"{model.model} by {group_title} (%)", columns=columns, rows=[])
+        for row in [*model.groups, model.overall]:
+            cells = [
+                row.group,
+                f"{row.problems:,}",
+                _interval(row),
+                pct(row.accuracy_answered),
+                pct(row.pass_at_k),
+                pct(row.majority),
+                pct(row.rates["unparsed"]),
+                pct(row.rates["truncated"]),
+                pct(row.rates["error"]),
+                number(row.completion_tokens_mean),
+                seconds(row.latency_p50),
+            ]
+            if priced:
+                cells.append(money(row.cost_per_problem))
+            section.rows.append(cells)
+        section.rule_before.add(len(model.groups))
+        sections.append(section)
+
+    if len(report.models) > 1:
+        sections.append(_side_by_side(report))
+    sections.append(_pass_curve(report))
+    sections.extend(_router_sections(report, limit=limit, priced=priced))
+    return sections
+
+
+def _bold_best_in_columns(section: Section, columns: list[int]) -> None:
+    if len(section.rows) < 2:
+        return
+    for column in columns:
+        values = [_leading_number(row[column]) for row in section.rows]
+        best = max((v for v in values if v is not None), default=None)
+        if best is None:
+            continue
+        for index, value in enumerate(values):
+            if value == best:
+                section.bold.add((index, column))
+
+
+def _leading_number(cell: str) -> float | None:
+    head = cell.split(" ")[0]
+    try:
+        return float(head)
+    except ValueError:
+        return None
+
+
+def _side_by_side(report: Report) -> Section:
+    names = [model.model for model in report.models]
+    groups = sorted({row.group for model in report.models for row in model.groups})
+    lookup = {
+        (row.model, row.group): row for model in report.models for row in [*model.groups, model.overall]
+    }
+    section = Section(
+        title=f"Accuracy by {report.group_by}, side by side (%; best in bold)",
+        columns=[report.group_by, *names],
+        rows=[],
+    )
+    for group in [*groups, "ALL"]:
+        cells = [group]
+        values: list[float | None] = []
+        for name in names:
+            row = lookup.get((name, group))
+            values.append(row.accuracy if row is not None else None)
+            cells.append(pct(values[-1]))
+        section.rows.append(cells)
+        present = [v for v in values if v is not None]
+        if len(present) > 1:
+            best = max(present)
+            for j, value in enumerate(values):
+                if value is not None and abs(value - best) < 1e-12:
+                    section.bold.add((len(section.rows) - 1, j + 1))
+    section.rule_before.add(len(groups))
+    return section
+
+
+def _pass_curve(report: Report) -> Section:
+    top = max((model.overall.k for model in report.models), default=0)
+    ks = _k_columns(top)
+    section = Section(
+        title="pass@k by k (%)",
+        columns=["model", *[f"k={k}" for k in ks], "maj@k"],
+        rows=[],
+        notes=["pass@k averages over problems with at least k samples"],
+    )
+    for model in report.models:
+        row = model.overall
+        section.rows.append([model.model, *[pct(row.pass_at.get(k)) for k in ks], pct(row.majority)])
+    return section
+
+
+def _k_columns(top: int) -> list[int]:
+    if top <= 10:
+        return list(range(1, top + 1))
+    picks = {1, 2, 4, 8, 16, 32, 64, 128, 256, top}
+    return sorted(k for k in picks if k <= top)
+
+
+def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Section]:
+    view = report.router
+    if view.common_problems == 0:
+        return [
+            Section(
+                title="Router view",
+                columns=["note"],
+                rows=[["no problem was answered by every model, so models cannot be compared"]],
+            )
+        ]
+    sections: list[Section] = []
+    missing = {name: count for name, count in view.missing.items() if count}
+    notes = [
+        f"over the {view.common_problems:,} problems every model answered; each problem counts once, "
+        "a model scores its fraction of correct samples on it",
+    ]
+    if missing:
+        notes.append(
+            "left out (not answered by every model): " + ", ".join(f"{m}: {c}" for m, c in missing.items())
+        )
+    if len(view.models) > 1:
+        columns = ["strategy", "accuracy %", "$/query" if priced else "", "routed to"]
+        columns = [column for column in columns if column]
+        strategies = Section(title="Router view", columns=columns, rows=[], notes=notes)
+        for point in view.points:
+            cells = [point.model, pct(point.accuracy)]
+            if priced:
+                cells.append(money(point.cost_per_query))
+            cells.append("")
+            strategies.rows.append(cells)
+        strategies.rule_before.add(len(view.points))
+        for strategy in [view.best_single, view.category_router, view.oracle]:
+            if strategy is None:
+                continue
+            cells = [strategy.name, pct(strategy.accuracy)]
+            if priced:
+                cells.append(money(strategy.cost_per_query))
+            cells.append(_routed(strategy.routed))
+            strategies.rows.append(cells)
+        if view.coverage is not None:
+            cells = ["any sample of any model correct", pct(view.coverage)]
+            if priced:
+                cells.append("")
+            cells.append("")
+            strategies.rows.append(cells)
+        if view.held_out is not None:
+            held = view.held_out
+            strategies.notes.append(
+                f"held out ({held.test_problems:,} test-split problems, choices made on train): best single "
+                f"{held.best_single_model} {pct(held.best_single_accuracy)}%, {report.group_by} router "
+                f"{pct(held.category_router_accuracy)}%, oracle {pct(held.oracle_accuracy)}%"
+            )
+        if priced:
+            strategies.notes.append("$/query: the cost of one request to the chosen model")
+        elif report.unpriced:
+            strategies.notes.append(
+                "costs need prices: --price MODEL=IN,OUT (USD per million tokens) or --prices"
+            )
+        sections.append(strategies)
+        if view.category_router is not None:
+            sections.append(
+                Section(
+                    title=f"{report.group_by.capitalize()} router choices",
+                    columns=[report.group_by, "model"],
+                    rows=[[group, model] for group, model in view.category_router.choices.items()],
+                )
+            )
+    unsolved = Section(
+        title=f"Unsolved by every model: {len(view.unsolved):,} of {view.common_problems:,} problems",
+        columns=["unique_id", report.group_by],
+        rows=[[item.unique_id, item.group] for item in view.unsolved[:limit]],
+    )
+    if len(view.unsolved) > limit:
+        unsolved.notes.append(f"… and {len(view.unsolved) - limit:,} more (all of them in --format json)")
+    if view.unsolved:
+        sections.append(unsolved)
+    else:
+        sections.append(Section(title="Unsolved by every model: none", columns=[], rows=[]))
+    if len(view.models) > 1:
+        count = len(view.agreed_wrong)
+        agreed = Section(
+            title=f"Same wrong answer from every model: {count:,} (is the gold answer right?)",
+            columns=["unique_id", report.group_by, "answer"],
+            rows=[[item.unique_id, item.group, item.answer or ""] for item in view.agreed_wrong[:limit]],
+        )
+        if len(view.agreed_wrong) > limit:
+            agreed.notes.append(
+                f"… and {len(view.agreed_wrong) - limit:,} more (all of them in --format json)"
+            )
+        sections.append(agreed if view.agreed_wrong else Section(title=agreed.title, columns=[], rows=[]))
+    return sections
+
+
+def _routed(routed: dict[str, int]) -> str:
+    total = sum(routed.values())
+    if len(routed) == 1:
+        return next(iter(routed))
+    parts = sorted(routed.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {100 * count / total:.0f}%" for name, count in parts)
+
+
+def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
+    """The report as rich tables, for the terminal."""
+    parts: list[RenderableType] = []
+    for section in build_sections(report, limit=limit):
+        if not section.columns:
+            parts.append(Text(section.title, style="bold"))
+            parts.append(Text(""))
+            continue
+        table = Table(title=section.title, title_justify="left", title_style="bold", header_style="bold cyan")
+        for index, column in enumerate(section.columns):
+            numeric = index > 0 and all(_looks_numeric(row[index]) for row in section.rows)
+            table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+        for r, row in enumerate(section.rows):
+            styled = [
+                Text(cell, style="bold green" if (r, c) in section.bold else "") for c, cell in enumerate(row)
+            ]
+            table.add_row(*styled, end_section=(r + 1) in section.rule_before)
+        parts.append(table)
+        for note in section.notes:
+            parts.append(Text(note, style="dim"))
+        parts.append(Text(""))
+    for warning in report.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    return Group(*parts)
+
+
+def _looks_numeric(cell: str) -> bool:
+    return cell == "" or cell[0] in "0123456789$—-"
+
+
+def render_markdown(report: Report, *, limit: int = 10) -> str:
+    """The report as GitHub-flavoured Markdown tables, for papers and READMEs."""
+    out: list[str] = []
+    for section in build_sections(report, limit=limit):
+        out.append(f"### {section.title}")
+        out.append("")
+        if section.columns:
+            out.append("| " + " | ".join(_md(column) for column in section.columns) + " |")
+            out.append(
+                "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(section.columns))) + " |"
+            )
+            for r, row in enumerate(section.rows):
+                cells = [
+                    f"**{_md(cell)}**" if (r, c) in section.bold else _md(cell) for c, cell in enumerate(row)
+                ]
+                out.append("| " + " | ".join(cells) + " |")
+            out.append("")
+        for note in section.notes:
+            out.append(f"_{_md(note)}_  ")
+        if section.notes:
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_json(report: Report) -> str:
+    """The full report as JSON (every unsolved and suspect problem included)."""
+    return (
+        orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+    )
+
+
+def csv_rows(report: Report) -> list[dict[str, Any]]:
+    """One flat row per model × group (group `ALL` is the model overall), then one per router strategy."""
+    top = max((model.overall.k for model in report.models), default=0)
+    rows: list[dict[str, Any]] = []
+    for model in report.models:
+        for row in [model.overall, *model.groups]:
+            flat: dict[str, Any] = {
+                "kind": "model",
+                "model": row.model,
+                "group": row.group,
+                "problems": row.problems,
+                "responses": row.responses,
+                "k": row.k,
+                "accuracy": row.accuracy,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "accuracy_answered": row.accuracy_answered,
+            }
+            for k in range(1, top + 1):
+                flat[f"pass@{k}"] = row.pass_at.get(k)
+            flat["maj@k"] = row.majority
+            for outcome in OUTCOMES:
+                flat[f"{outcome}_rate"] = row.rates[outcome]
+            for outcome in OUTCOMES:
+                flat[f"{outcome}_count"] = row.counts[outcome]
+            flat.update(
+                prompt_tokens_mean=row.prompt_tokens_mean,
+                completion_tokens_mean=row.completion_tokens_mean,
+                latency_p50_s=row.latency_p50,
+                latency_p95_s=row.latency_p95,
+                cost_total=row.cost_total,
+                cost_per_problem=row.cost_per_problem,
+                cost_per_correct=row.cost_per_correct,
+                cost_per_query=None,
+            )
+            rows.append(flat)
+    view = report.router
+    if len(view.models) > 1:
+        strategies = [s for s in (view.best_single, view.category_router, view.oracle) if s is not None]
+        for strategy in strategies:
+            rows.append(
+                {
+                    "kind": "router",
+                    "model": strategy.name,
+                    "group": "ALL",
+                    "problems": view.common_problems,
+                    "accuracy": strategy.accuracy,
+                    "cost_per_query": strategy.cost_per_query,
+                }
+            )
+    return rows
+
+
+def render_csv(report: Report) -> str:
+    """The numbers as one CSV table: a row per model × group, then a row per router strategy."""
+    rows = csv_rows(report)
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+    return buffer.getvalue()
