@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..errors import StoreError
 from .metrics import pareto_front
@@ -112,6 +113,9 @@ def _pass_at_k(report: Report) -> Figure:
     axes.scatter([], [], marker="s", facecolors="none", edgecolors="grey", label="maj@k (at k)")
     if top > 10:
         axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("k (samples per problem)")
     axes.set_ylabel("pass@k (%)")
     axes.set_ylim(0, 100)
@@ -141,7 +145,11 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
         axes.annotate(point.model, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     front = pareto_front(list(zip(xs, ys, strict=True)))
     axes.plot(
-        [xs[i] for i in front], [ys[i] for i in front], linestyle="--", color="grey", label="Pareto front"
+        [xs[i] for i in front],
+        [ys[i] for i in front],
+        linestyle="--",
+        color="grey",
+        label="Pareto front (models)",
     )
     if priced and len(view.points) > 1:
         for strategy, marker, label in [
@@ -162,6 +170,10 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
     positive = [x for x in xs if x > 0]
     if positive and max(positive) / min(positive) > 20:
         axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    unit = "$" if priced else ""
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{unit}{value:g}"))
     axes.set_xlabel(xlabel)
     axes.set_ylabel("accuracy (%), each problem once")
     axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
