@@ -505,5 +505,8 @@ async def run_infer(
             n_fallback=not engine.n_supported,
             torn_bytes_cut=writer.torn_bytes_cut,
         )
-    summary.compacted = compact(path)
+    try:
+        summary.compacted = compact(path)
+    except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
+        warn(f"{err.message} ({err.hint})")
     return summary
