@@ -147,10 +147,9 @@ def status_line(stats: InferStats) -> str:
     rate = finished / elapsed
     eta = (stats.to_do - finished) / rate if rate > 0 else float("nan")
     return (
-        f"problems {finished}/{stats.to_do} (skipped {stats.skipped_done} done)"
-        f" | {stats.responses / elapsed:.1f} resp/s | {stats.completion_tokens / elapsed:.0f} tok/s"
-        f" | retries {stats.retries} | errors {stats.failed_requests}"
-        f" | ETA {_duration(eta)}"
+        f"{finished}/{stats.to_do} problems · {stats.responses / elapsed:.1f} resp/s"
+        f" · {stats.completion_tokens / elapsed:.0f} tok/s · {stats.retries} retries"
+        f" · {stats.failed_requests} errors · ETA {_duration(eta)}"
     )
 
 
