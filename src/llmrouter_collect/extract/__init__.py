@@ -1,0 +1,148 @@
+"""Grading: turn one response into a verdict (extracted answer, outcome, rule) for MCQ and math problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import GradeError
+from .math import Found, answers_equal, extract_math_answer, quick_equal
+from .mcq import extract_choice, gold_letter
+from .reasoning import final_text
+
+EXTRACTOR_VERSION = "1.0"
+"""Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
+
+Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "unparsed", "truncated", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The grade of one response.
+
+    Attributes:
+        extracted_answer: the final answer found (MCQ: a letter), or None.
+        outcome: correct, wrong, unparsed (no final answer), truncated (cut at the token limit with no final
+            answer) or error (the request failed).
+        extraction_rule: the rule that found the answer (or that made it unreadable, e.g. `several_answers`).
+    """
+
+    extracted_answer: str | None
+    outcome: Outcome
+    extraction_rule: str | None
+
+    @property
+    def is_correct(self) -> bool:
+        """True only for the outcome `correct`."""
+        return self.outcome == "correct"
+
+    def fields(self) -> dict[str, Any]:
+        """The fields a graded response gains."""
+        return {
+            "extracted_answer": self.extracted_answer,
+            "is_correct": self.is_correct,
+            "outcome": self.outcome,
+            "extraction_rule": self.extraction_rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What grading one record needs: its kind and its reference answer."""
+
+    is_mcq: bool
+    gold: str
+    choices: list[str] | None
+
+
+def task_of(record: dict[str, Any], *, where: str = "") -> Task:
+    """Read the kind and reference answer of a results record.
+
+    Raises:
+        GradeError: the record has no responses list or no usable reference answer.
+    """
+    label = f"{where}{record.get('unique_id')!r}"
+    if not isinstance(record.get("responses"), list):
+        raise GradeError(
+            f"{label}: no `responses` list — not an inference results file",
+            hint="`collect extract` reads files written by `collect infer` (see docs/records.md)",
+        )
+    choices = record.get("choices")
+    is_mcq = bool(record.get("is_mcq")) or isinstance(choices, list)
+    if is_mcq:
+        letter = gold_letter(record)
+        if letter is None:
+            raise GradeError(
+                f"{label}: multiple-choice problem without a usable `choice_index_correct` or `answer_correct`",
+                hint="set choice_index_correct (0-based) in the dataset and rerun `collect infer`, or fix the line",
+            )
+        clean = [str(option) for option in choices] if isinstance(choices, list) else None
+        return Task(True, letter, clean)
+    gold = record.get("answer_correct")
+    if not isinstance(gold, str | int | float) or isinstance(gold, bool) or not str(gold).strip():
+        raise GradeError(
+            f"{label}: open-ended problem without `answer_correct`",
+            hint="every problem needs its reference answer in answer_correct",
+        )
+    return Task(False, str(gold), None)
+
+
+def failed(response: dict[str, Any]) -> bool:
+    """A response whose request failed: it has an error or no text."""
+    return response.get("error") is not None or not isinstance(response.get("full_response"), str)
+
+
+def prepare(task: Task, response: dict[str, Any]) -> Verdict | Found:
+    """Grade a response as far as possible without symbolic math.
+
+    Returns a Verdict, or — for a math answer that needs a symbolic comparison — the Found answer, to be
+    compared with `task.gold` (by `math.symbolic_equal`, with a time limit).
+    """
+    if failed(response):
+        return Verdict(None, "error", None)
+    cut = response.get("finish_reason") == "length"
+    final = final_text(response["full_response"])
+    if final.text is None:  # stopped inside its reasoning
+        return Verdict(None, "truncated" if cut else "unparsed", "unclosed_reasoning")
+    if task.is_mcq:
+        choice = extract_choice(final.text, task.choices)
+        if choice is None:
+            return Verdict(None, "truncated" if cut else "unparsed", None)
+        if choice.letter is None:
+            return Verdict(None, "unparsed", choice.rule)
+        outcome: Outcome = "correct" if choice.letter == task.gold else "wrong"
+        return Verdict(choice.letter, outcome, choice.rule)
+    found = extract_math_answer(final.text, allow_last_sentence=not cut)
+    if found is None:
+        return Verdict(None, "truncated" if cut else "unparsed", None)
+    quick = quick_equal(found.answer, task.gold)
+    if quick is None:
+        return found
+    return Verdict(found.answer, "correct" if quick else "wrong", found.rule)
+
+
+def grade_response(record: dict[str, Any], response: dict[str, Any]) -> Verdict:
+    """Grade one response of a results record, in this process and without a time limit.
+
+    For whole files use `runner.grade_file`, which runs symbolic checks in worker processes with a hard time
+    limit and caches repeated (answer, reference) pairs.
+    """
+    task = task_of(record)
+    result = prepare(task, response)
+    if isinstance(result, Verdict):
+        return result
+    equal = answers_equal(result.answer, task.gold)
+    return Verdict(result.answer, "correct" if equal else "wrong", result.rule)
+
+
+__all__ = [
+    "EXTRACTOR_VERSION",
+    "OUTCOMES",
+    "Outcome",
+    "Task",
+    "Verdict",
+    "grade_response",
+    "prepare",
+    "task_of",
+]

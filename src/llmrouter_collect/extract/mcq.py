@@ -1,0 +1,292 @@
+"""Multiple-choice answers: find the letter a response finally commits to, never guessing."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..records import choice_letter
+
+MAX_SCAN_CHARS = 20_000
+"""Only the last part of a very long response is searched (repetition loops run to the token limit)."""
+
+# A new question the model invented after answering (few-shot prompts invite "Question: ..." continuations);
+# everything from there on is not an answer to this question.
+_FOLLOW_UP = re.compile(
+    r"\n[ \t>*#]*(?:Question|Q)\s*(?:\d+\s*)?[:.]|\n[ \t*#]*Problem\s*\d*\s*:|\n\s*Human:|\n\s*User:",
+)
+
+_LETTER = (
+    r"(?P<open>\(|\[|\\boxed\{|\\text\{|\*\*|\$)?\s*(?P<letter>[A-Z]{1,2})(?![A-Za-z0-9])"
+    r"(?P<close>\)|\]|\}|\*\*)?"
+)
+
+# "The answer is (C)", "the correct answer is: **C**", "Answer: C", "the correct option is C", "answer (F)".
+_ANSWER_IS = re.compile(
+    r"(?:\b(?P<qual>final|correct|right|best|most\s+(?:likely|appropriate|accurate)|only)\s+)?"
+    r"\b(?P<noun>answer|option|choice|selection)s?\b"
+    r"(?:\s+(?:to\s+(?:the|this)\s+question\s+)?(?P<verb>is|would\s+be|should\s+be|must\s+be|will\s+be|=)"
+    r"(?:\s+(?:therefore|thus|then|clearly|likely|probably))?)?"
+    r"(?:\s*(?P<colon>:|：|=))?"
+    r"[\s*_]*(?:(?:option|choice|letter)\s+)?" + _LETTER,
+    re.IGNORECASE,
+)
+_REJECTED = re.compile(r"\s*(?:is|are|was|seems)\s+(?:not|incorrect|wrong|false|eliminated|ruled)\b", re.IGNORECASE)
+# "\boxed{C}" anywhere (a committed answer in LaTeX style).
+_BOXED = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?(?P<letter>[A-Z]{1,2})\)?\s*\}?\s*\}")
+# "(C) is correct", "Option C is the correct answer".
+_IS_CORRECT = re.compile(
+    r"(?:\b(?:option|choice)\s+\(?(?P<a>[A-Z]{1,2})\)?|\((?P<b>[A-Z]{1,2})\))"
+    r"\s+(?:is|would\s+be)\s+(?:the\s+)?(?:correct|right|best|most\s+appropriate)\b",
+    re.IGNORECASE,
+)
+# "The correct sequence is (C)." — any "correct/best <noun> is (X)" with the letter in parentheses.
+_CORRECT_NOUN = re.compile(
+    r"\b(?:correct|right|best)\s+\w+(?:\s+\w+)?\s+is\s*:?\s*\((?P<letter>[A-Z]{1,2})\)",
+    re.IGNORECASE,
+)
+# Bold letter on the last line: "**C**", "**(C)**", "**C. option text**".
+_BOLD = re.compile(r"\*\*\s*\(?(?P<letter>[A-Z]{1,2})\)?\s*(?:\*\*|[.:)]\s*(?P<text>[^*\n]{0,300})\*\*)")
+# A last line that is only a letter: "(G)", "G.", "Answer (G)".
+_LONE = re.compile(r"^[\s*>#]*\(?(?P<letter>[A-Z]{1,2})\)?[.)]?[\s*]*$")
+# A last line "(C) option text" or "C. option text".
+_LEAD = re.compile(r"^[\s*>#-]*(?:\((?P<a>[A-Z]{1,2})\)|(?P<b>[A-Z]{1,2})[.)])\s+(?P<text>.+)$")
+# Further letters listed after the first: "(A), (D), and (I)", "B or C", "G, H, I".
+_MORE = re.compile(
+    r"\s*(?:,|;|/|&|\+|\band\b|\bor\b)\s*(?:and\s+|or\s+)?(?:option\s+|choice\s+)?[(*$]*\s*(?P<letter>[A-Z]{1,2})(?![A-Za-z0-9])[)*]*",
+)
+# A bare "I" after "answer is" that is the pronoun ("the answer is I think (B)").
+_PRONOUN_I = re.compile(r"\s+(?:think|believe|would|will|guess|am|have|can|cannot|can't|don't|do|need|must|'m)\b")
+# Phrases that take back an answer ("the answer is not (C)"); those matches are skipped.
+_NEGATED = re.compile(r"\b(?:not|isn't|n't|cannot\s+be|can't\s+be)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A letter found in a response.
+
+    Attributes:
+        letter: the letter (A, B, ...), or None when the response names several different answers.
+        rule: the rule that found it.
+        position: offset of the match in the searched text (later wins).
+    """
+
+    letter: str | None
+    rule: str
+    position: int
+
+
+def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
+    """Find the letter the response finally commits to.
+
+    The last committed answer wins over letters mentioned while reasoning. Letters outside the choices,
+    stray capitals, answers to a follow-up question the model invented, and several different letters at
+    once are not answers. Returns None when there is no answer, or a Choice with `letter=None` when the
+    final answer names several different letters.
+
+    Args:
+        text: the final text of the response (reasoning already removed).
+        choices: the options' texts (their count bounds the valid letters); None allows A–Z.
+    """
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    if "&" in text:
+        text = html.unescape(text)
+    text = _cut_follow_up(text)
+    valid = {choice_letter(i) for i in range(len(choices))} if choices else {choice_letter(i) for i in range(26)}
+    candidates: list[Choice] = []
+    candidates += _answer_is(text, valid, choices)
+    for match in _BOXED.finditer(text):
+        if match.group("letter") in valid:
+            candidates.append(Choice(match.group("letter"), "boxed", match.start()))
+    for match in _IS_CORRECT.finditer(text):
+        letter = (match.group("a") or match.group("b")).upper()
+        if letter in valid and (match.group("b") or match.group("a").isupper()):
+            candidates.append(Choice(letter, "is_correct", match.start()))
+    for match in _CORRECT_NOUN.finditer(text):
+        if match.group("letter") in valid and not _NEGATED.search(text[: match.start("letter") - 1]):
+            candidates.append(Choice(match.group("letter"), "correct_is", match.start()))
+    last_line_start = len(text.rstrip()) - len(text.rstrip().rsplit("\n", 1)[-1])
+    if not any(choice.position >= last_line_start for choice in candidates):
+        candidates += _last_line(text, valid, choices)
+    if not candidates:
+        return None
+    candidates.sort(key=lambda choice: choice.position)
+    return _skip_answer_dump(text, candidates)
+
+
+_SHORT_PREFIX = 30
+
+
+def _skip_answer_dump(text: str, candidates: list[Choice]) -> Choice:
+    """The final answer, unless the response ends in a run of bare answer lines to other questions.
+
+    Some models answer, then write "Answer: The answer is (G)." lines for questions of their own (or re-answer
+    the few-shot examples). After a run of such lines with different letters, the answer that concluded the
+    reasoning before the run is taken; a response made only of such lines (answers to each question of a
+    few-shot prompt, in order) is answered by its last line.
+    """
+    def opens_line(position: int) -> bool:
+        start = text.rfind("\n", 0, position) + 1
+        return len(text[start:position].strip()) <= _SHORT_PREFIX
+
+    run: list[Choice] = []
+    for choice in reversed(candidates):
+        if not opens_line(choice.position):
+            break
+        run.append(choice)
+    letters = {choice.letter for choice in run}
+    if len(run) < 2 or len(letters) < 2:
+        return candidates[-1]
+    before = candidates[: len(candidates) - len(run)]
+    if before and before[-1].letter is not None:
+        return before[-1]
+    return candidates[-1]
+
+
+def _cut_follow_up(text: str) -> str:
+    match = _FOLLOW_UP.search(text, 1)
+    if match and text[: match.start()].strip():
+        return text[: match.start()]
+    return text
+
+
+def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> list[Choice]:
+    found: list[Choice] = []
+    for match in _ANSWER_IS.finditer(text):
+        letter = match.group("letter")
+        wrapped = bool(match.group("open") or match.group("close"))
+        if not letter.isupper():
+            continue
+        noun = match.group("noun").lower()
+        committed = match.group("verb") or match.group("colon")
+        if noun != "answer" and not (match.group("qual") and committed):
+            continue  # "option C" while going through the options is not a commitment
+        if not committed and not wrapped:
+            continue
+        if _REJECTED.match(text, match.end()):
+            continue
+        if _NEGATED.search(text[max(0, match.start("letter") - 12) : match.start("letter")]):
+            continue
+        if not wrapped and letter == "I" and _PRONOUN_I.match(text, match.end()):
+            continue
+        if not wrapped and letter == "A" and re.match(r"\s+[a-z]", text[match.end() : match.end() + 3]):
+            continue  # the article: "the answer is A bit ...", "Answer: A lot"
+        if letter not in valid:
+            continue
+        letters = {letter}
+        end = match.end()
+        while more := _MORE.match(text, end):
+            extra = more.group("letter")
+            if extra not in valid or (extra in {"A", "I"} and not re.search(r"[(*$]", more.group(0))
+                                      and re.match(r"\s+[a-z]", text[more.end() : more.end() + 3])):
+                break
+            letters.add(extra)
+            end = more.end()
+        if len(letters) > 1:
+            found.append(Choice(None, "several_answers", match.start()))
+        else:
+            found.append(Choice(letter, "answer_is", match.start()))
+    # An answer phrase followed by an option's text instead of its letter: "The answer is $218.40."
+    if choices:
+        for match in _ANSWER_TEXT.finditer(text):
+            phrase = _norm_option(match.group("text"))
+            if not phrase:
+                continue
+            hits = [i for i, option in enumerate(choices) if _norm_option(option) == phrase]
+            if len(hits) == 1:
+                found.append(Choice(choice_letter(hits[0]), "option_text", match.start()))
+    return found
+
+
+_ANSWER_TEXT = re.compile(
+    r"\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be)\s*:?\s*(?P<text>[^\n]{1,300}?)\s*(?:\.\s|\.?$|\n)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _last_line(text: str, valid: set[str], choices: Sequence[str] | None) -> list[Choice]:
+    """Answers given by the response's last line alone: a lone letter, "(C) option text", or a bold letter."""
+    stripped = text.rstrip()
+    if not stripped:
+        return []
+    paragraph = re.split(r"\n\s*\n", stripped)[-1]
+    lines = [line for line in paragraph.splitlines() if line.strip()]
+    last = lines[-1]
+    position = len(stripped) - len(last)
+    found: list[Choice] = []
+    lone = _LONE.match(last)
+    if lone and lone.group("letter") in valid and (len(last.strip()) <= 4 or "(" in last):
+        found.append(Choice(lone.group("letter"), "last_line", position))
+    tail = re.search(r"\((?P<letter>[A-Z]{1,2})\)\s*\.?\s*$", last)
+    listed = tail and re.search(r"(?:,|\band|\bor|/|&)\s*$", last[: tail.start()])
+    if tail and tail.group("letter") in valid and not lone and not listed:
+        found.append(Choice(tail.group("letter"), "last_line", position + tail.start()))
+    lead = _LEAD.match(last)
+    if lead and len(lines) == 1 and choices:
+        letter = lead.group("a") or lead.group("b")
+        if letter in valid and _option_text_matches(lead.group("text"), choices[_index(letter)]):
+            found.append(Choice(letter, "option_line", position))
+    if len(lines) <= 2:
+        bold_letters = set()
+        first = None
+        for line in lines[-2:]:
+            for match in _BOLD.finditer(line):
+                letter = match.group("letter")
+                if letter in valid and (match.group("text") is None or not choices or
+                                        _option_text_matches(match.group("text"), choices[_index(letter)])):
+                    bold_letters.add(letter)
+                    first = first if first is not None else match
+        if len(bold_letters) == 1 and first is not None:
+            found.append(Choice(bold_letters.pop(), "bold", position))
+        elif len(bold_letters) > 1:
+            found.append(Choice(None, "several_answers", position))
+    return found
+
+
+def _index(letter: str) -> int:
+    index = 0
+    for char in letter:
+        index = index * 26 + (ord(char) - 64)
+    return index - 1
+
+
+def _norm_option(text: str) -> str:
+    text = text.strip().strip("*").strip()
+    text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
+    text = text.replace("\\$", "$").replace("$", "")
+    text = re.sub(r"\s+", " ", text).strip(" .;:,\"'`").lower()
+    return text
+
+
+def _option_text_matches(said: str, option: str) -> bool:
+    said_n, option_n = _norm_option(said), _norm_option(option)
+    if not option_n:
+        return False
+    return said_n == option_n or (said_n.startswith(option_n) and len(option_n) >= 3)
+
+
+def gold_letter(record: dict[str, object]) -> str | None:
+    """The correct letter of an MCQ record.
+
+    From `choice_index_correct`; else `answer_correct` as a letter, or as the text of exactly one option.
+    """
+    index = record.get("choice_index_correct")
+    if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+        return choice_letter(index)
+    choices = record.get("choices")
+    answer = record.get("answer_correct")
+    if isinstance(answer, str):
+        if isinstance(choices, list):
+            letters = [choice_letter(i) for i in range(len(choices))]
+            if answer.strip().upper() in letters and len(answer.strip()) <= 2:
+                return answer.strip().upper()
+            hits = [i for i, option in enumerate(choices) if isinstance(option, str)
+                    and _norm_option(option) == _norm_option(answer)]
+            if len(hits) == 1:
+                return choice_letter(hits[0])
+        elif re.fullmatch(r"\(?[A-Z]\)?", answer.strip()):
+            return answer.strip("() ")
+    return None

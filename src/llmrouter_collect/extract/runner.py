@@ -1,0 +1,313 @@
+"""Grade whole results files: stream records, grade responses, check math in parallel, write atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import CollectError, GradeError, StoreError
+from ..store import iter_records
+from . import EXTRACTOR_VERSION, OUTCOMES, Outcome, Task, Verdict, prepare, task_of
+from .math import Found
+from .pool import Result, VerifyPool, default_workers
+
+GRADED_SUFFIX = ".graded.jsonl"
+DIRECTORY_OUTPUT = "processed_results"
+_WINDOW = 5_000
+"""Records held in memory while their math checks run (order is kept; memory stays bounded)."""
+
+
+@dataclass
+class FileSummary:
+    """What grading one file did: outcome counts overall and per category."""
+
+    input: Path
+    output: Path
+    records: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    by_category: dict[str, Counter[str]] = field(default_factory=dict)
+    torn_line: int | None = None
+    symbolic_checks: int = 0
+    cache_hits: int = 0
+    timeouts: int = 0
+
+    @property
+    def responses(self) -> int:
+        """All responses graded."""
+        return sum(self.counts.values())
+
+    @property
+    def accuracy(self) -> float | None:
+        """Correct over all responses (failed requests and unreadable answers count as not correct)."""
+        return ratio(self.counts["correct"], self.responses)
+
+    @property
+    def answered_accuracy(self) -> float | None:
+        """Correct over responses with a final answer (correct + wrong)."""
+        return ratio(self.counts["correct"], self.counts["correct"] + self.counts["wrong"])
+
+
+def ratio(part: int, whole: int) -> float | None:
+    """part/whole, or None for an empty whole."""
+    return part / whole if whole else None
+
+
+@dataclass
+class FileFailure:
+    """A file that could not be graded, with the reason."""
+
+    input: Path
+    error: CollectError
+
+
+# --- paths --------------------------------------------------------------------------------------------------
+
+def is_graded_name(path: Path) -> bool:
+    """True for a file name written by `extract` (skipped when a directory is scanned)."""
+    return path.name.endswith(GRADED_SUFFIX)
+
+
+def default_output(input_file: Path) -> Path:
+    """`X.jsonl` → `X.graded.jsonl` beside it."""
+    stem = input_file.name[: -len(".jsonl")] if input_file.name.endswith(".jsonl") else input_file.name
+    return input_file.with_name(stem + GRADED_SUFFIX)
+
+
+def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
+    """Pair every input file with its output file.
+
+    A file goes to `output` (a file, or a directory to put `X.graded.jsonl` in), or beside itself. A directory
+    contributes its `*.jsonl` files except graded outputs, to `output` or to a `processed_results/` directory
+    next to it.
+
+    Raises:
+        GradeError: missing input, an output that would overwrite an input, a directory with no results files.
+    """
+    if not input_path.exists():
+        raise GradeError(f"input not found: {input_path}", hint="pass --input with a results file or directory")
+    if input_path.is_dir():
+        files = sorted(
+            path for path in input_path.iterdir()
+            if path.is_file() and path.name.endswith(".jsonl") and not is_graded_name(path)
+        )
+        if not files:
+            raise GradeError(
+                f"no results files (*.jsonl) in {input_path}",
+                hint="pass a directory of files written by `collect infer`, or one file",
+            )
+        out_dir = output if output is not None else input_path.resolve().parent / DIRECTORY_OUTPUT
+        if out_dir.exists() and not out_dir.is_dir():
+            raise GradeError(f"--output {out_dir} is a file, but the input is a directory",
+                             hint="pass a directory as --output")
+        pairs = [(path, out_dir / default_output(path).name) for path in files]
+    else:
+        if output is None:
+            target = default_output(input_path)
+        elif output.is_dir():
+            target = output / default_output(input_path).name
+        else:
+            target = output
+        pairs = [(input_path, target)]
+    for source, target in pairs:
+        if target.resolve() == source.resolve():
+            raise GradeError(f"output {target} is the input file", hint="the input is never overwritten; "
+                             "pass another --output")
+    return pairs
+
+
+# --- grading ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    record: dict[str, Any]
+    task: Task
+    slots: list[Verdict | Found]
+    waiting: int = 0
+
+
+def grade_file(
+    source: Path,
+    target: Path,
+    *,
+    workers: int | None = None,
+    timeout: float = 5.0,
+    on_record: Callable[[int], None] | None = None,
+) -> FileSummary:
+    """Grade one results file into `target` (written atomically: temp file, fsync, rename).
+
+    Reads only complete lines (safe on a file `collect infer` is still writing) and merges multi-line
+    problems; the input is never modified. Symbolic math checks run in `workers` processes (default: all
+    cores) with `timeout` seconds each; identical (answer, reference) pairs are checked once.
+
+    Raises:
+        GradeError: the file is not a results file.
+        StoreError: the file cannot be read or the output cannot be written.
+    """
+    _check_kind(source)
+    summary = FileSummary(source, target)
+
+    def torn(line_no: int) -> None:
+        summary.torn_line = line_no
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    cache: dict[tuple[str, str], Result] = {}
+    waiters: dict[tuple[str, str], list[tuple[_Pending, int]]] = {}
+    window: deque[_Pending] = deque()
+    pool = VerifyPool(workers or default_workers(), timeout)
+    try:
+        with tmp.open("wb") as out:
+
+            def flush() -> None:
+                while window and window[0].waiting == 0:
+                    item = window.popleft()
+                    out.write(orjson.dumps(_finish(item, summary)) + b"\n")
+                    if on_record is not None:
+                        on_record(summary.records)
+
+            def settle(results: list[tuple[Hashable, Result]]) -> None:
+                for key, result in results:
+                    assert isinstance(key, tuple)
+                    cache[key] = result
+                    if result == "timeout":
+                        summary.timeouts += 1
+                    for item, index in waiters.pop(key, []):
+                        found = item.slots[index]
+                        assert isinstance(found, Found)
+                        item.slots[index] = _verdict(found, result)
+                        item.waiting -= 1
+
+            for number, record in enumerate(iter_records(source, on_torn=torn), start=1):
+                task = task_of(record, where=f"{source}, record {number} ")
+                item = _Pending(record, task, [])
+                for index, response in enumerate(record["responses"]):
+                    result = prepare(task, response)
+                    if isinstance(result, Found):
+                        key = (result.answer, task.gold)
+                        if key in cache:
+                            summary.cache_hits += 1
+                            result = _verdict(result, cache[key])
+                        else:
+                            if key in waiters:
+                                summary.cache_hits += 1
+                            else:
+                                summary.symbolic_checks += 1
+                                waiters[key] = []
+                                pool.submit(key, result.answer, task.gold)
+                            waiters[key].append((item, index))
+                            item.waiting += 1
+                    item.slots.append(result)
+                window.append(item)
+                settle(pool.collect(0.0) if pool.busy else [])
+                flush()
+                while len(window) > _WINDOW or pool.busy > 4 * pool.workers + 64:
+                    settle(pool.collect(None))
+                    flush()
+            while window:
+                settle(pool.collect(None))
+                flush()
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except OSError as err:
+        raise StoreError(f"cannot write {target}: {err.strerror}", hint="check the output path and free space") \
+            from None
+    finally:
+        pool.close()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return summary
+
+
+def _verdict(found: Found, result: Result) -> Verdict:
+    # A check that ran out of time is not proof of equality: graded wrong (counted in the summary's timeouts).
+    return Verdict(found.answer, "correct" if result is True else "wrong", found.rule)
+
+
+def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
+    record = item.record
+    responses = []
+    category = str(record.get("category") or "(none)")
+    counts = summary.by_category.setdefault(category, Counter())
+    for response, verdict in zip(record["responses"], item.slots, strict=True):
+        assert isinstance(verdict, Verdict)
+        responses.append({**response, **verdict.fields()})
+        summary.counts[verdict.outcome] += 1
+        counts[verdict.outcome] += 1
+    summary.records += 1
+    return {**record, "responses": responses, "extractor_version": EXTRACTOR_VERSION}
+
+
+def _check_kind(path: Path) -> None:
+    """Fail early, with a clear message, on a file that is not a results file."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 24)
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror}") from None
+    if not first.strip():
+        if not first.endswith(b"\n") and not first:
+            raise GradeError(f"{path} is empty: no results to grade", hint="run `collect infer` first")
+        return
+    if not first.endswith(b"\n"):
+        return  # one torn line only: a run that has just started; grading finds no complete record
+    try:
+        record = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        raise GradeError(
+            f"{path} is not a results file (line 1 is not JSON)",
+            hint="`collect extract` reads the JSONL files written by `collect infer`",
+        ) from None
+    if not isinstance(record, dict) or "unique_id" not in record or not isinstance(record.get("responses"), list):
+        looks_like = " (it looks like a dataset file)" if isinstance(record, dict) and "question" in record else ""
+        raise GradeError(
+            f"{path} is not a results file: line 1 has no `unique_id` and `responses`{looks_like}",
+            hint="`collect extract` reads the JSONL files written by `collect infer` (see docs/records.md)",
+        )
+
+
+def grade_path(
+    input_path: Path,
+    output: Path | None = None,
+    *,
+    workers: int | None = None,
+    timeout: float = 5.0,
+    on_file: Callable[[Path, Path], None] | None = None,
+) -> Iterator[FileSummary | FileFailure]:
+    """Grade a results file, or every results file of a directory, yielding one summary (or failure) per file.
+
+    Raises:
+        GradeError: when the paths themselves are wrong (see `plan`); a bad file in a directory is yielded as
+            a FileFailure and the other files are still graded.
+    """
+    pairs = plan(input_path, output)
+    for source, target in pairs:
+        if on_file is not None:
+            on_file(source, target)
+        try:
+            yield grade_file(source, target, workers=workers, timeout=timeout)
+        except CollectError as error:
+            if len(pairs) == 1:
+                raise
+            yield FileFailure(source, error)
+
+
+__all__ = [
+    "DIRECTORY_OUTPUT",
+    "GRADED_SUFFIX",
+    "OUTCOMES",
+    "FileFailure",
+    "FileSummary",
+    "Outcome",
+    "default_output",
+    "grade_file",
+    "grade_path",
+    "plan",
+]
