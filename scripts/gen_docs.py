@@ -15,10 +15,7 @@ SECRETS = {"api_key"}
 
 def _default(name: str) -> str:
     field = Settings.model_fields[name]
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    else:
-        value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
     if value is None or value is PydanticUndefined:
         return ""
     if isinstance(value, list):

@@ -181,18 +181,24 @@ class OpenAIClient:
         try:
             response = await self.http.get("models", timeout=httpx.Timeout(30.0, connect=10.0))
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise RequestFailed("connection", f"cannot connect to {self.base_url}: {_describe(err)}") from None
+            raise RequestFailed(
+                "connection", f"cannot connect to {self.base_url}: {_describe(err)}"
+            ) from None
         except httpx.TransportError as err:
             raise RequestFailed("transport", f"{self.base_url}/models: {_describe(err)}") from None
         if response.status_code in (401, 403):
             raise self._fatal(response, "GET models")
         if response.status_code != 200:
-            raise RequestFailed("http", f"GET {self.base_url}/models: HTTP {response.status_code}", response.status_code)
+            raise RequestFailed(
+                "http", f"GET {self.base_url}/models: HTTP {response.status_code}", response.status_code
+            )
         try:
             data = orjson.loads(response.content)
             return [str(item["id"]) for item in data["data"]]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise RequestFailed("malformed", f"GET {self.base_url}/models: not an OpenAI model list") from None
+            raise RequestFailed(
+                "malformed", f"GET {self.base_url}/models: not an OpenAI model list"
+            ) from None
 
     async def generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
         """Ask for `n` samples of one prompt (chat messages or completion text), retrying as the policy says.
@@ -254,7 +260,9 @@ class OpenAIClient:
                 f"check --model ({model!r}) against `GET {self.base_url}/models`, "
                 "and that --api-base ends in /v1"
             )
-        return EndpointError(f"{what} → HTTP {status} from {self.base_url}: {detail}", hint=hint, status=status)
+        return EndpointError(
+            f"{what} → HTTP {status} from {self.base_url}: {detail}", hint=hint, status=status
+        )
 
 
 def build_request(

@@ -154,7 +154,11 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
                 if sub in old and old[sub] != value:
                     return f"generation.{sub}: the file has {old[sub]!r}, this run {value!r} ({flags[sub]})"
         elif old != new:
-            what = "the prompt templates differ" if key == "prompt_fingerprint" else f"the file has {old!r}, this run {new!r}"
+            what = (
+                "the prompt templates differ"
+                if key == "prompt_fingerprint"
+                else f"the file has {old!r}, this run {new!r}"
+            )
             return f"{key}: {what} ({flags[key]})"
     return None
 
@@ -206,7 +210,9 @@ def reply_responses(reply: Reply, first_index: int, n_asked: int) -> list[dict[s
     return responses
 
 
-def error_responses(failure: RequestFailed, first_index: int, count: int, n_asked: int) -> list[dict[str, Any]]:
+def error_responses(
+    failure: RequestFailed, first_index: int, count: int, n_asked: int
+) -> list[dict[str, Any]]:
     """One entry per sample a failed request should have produced."""
     created = now_iso()
     error = failure.as_record()
@@ -255,7 +261,9 @@ class _Engine:
         self._last_sync = time.monotonic()
 
     async def run(self, runs: list[ProblemRun]) -> None:
-        queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
+        queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(
+            maxsize=self.settings.max_concurrent * 2
+        )
         workers = self.settings.max_concurrent
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
@@ -264,7 +272,9 @@ class _Engine:
                 if self.unreachable:
                     break
                 jobs = self._split(problem_run.need)
-                problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
+                problem_run.outstanding = len(
+                    jobs
+                )  # all at once, so it cannot reach 0 before the last is queued
                 for n in jobs:
                     await queue.put((problem_run, n))
             for _ in range(workers):
@@ -312,7 +322,12 @@ class _Engine:
                 self.n_supported = False
                 self.warn(f"the server rejects n={n_wanted}; asking for samples one by one (n=1)")
             if not reply.samples:
-                self._fail(problem_run, RequestFailed("malformed", "the server returned no choices", 200), remaining, n)
+                self._fail(
+                    problem_run,
+                    RequestFailed("malformed", "the server returned no choices", 200),
+                    remaining,
+                    n,
+                )
                 return
             problem_run.counted = True
             responses = reply_responses(reply, problem_run.next_index, n)
@@ -453,7 +468,9 @@ async def run_infer(
         stats.retries += 1
 
     async with http:
-        client = OpenAIClient(http, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry)
+        client = OpenAIClient(
+            http, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
+        )
         model = await resolve_model(client, settings)
         params = GenerationParams(
             model=model,
@@ -474,13 +491,15 @@ async def run_infer(
         on_output(path)
         with ResultsWriter(path, sync_every=settings.batch_size) as writer:
             if writer.torn_bytes_cut:
-                warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
+                warn(
+                    f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash"
+                )
             state = scan(path)
             mismatch = identity_mismatch(state.first_record, identity)
             if mismatch:
                 raise StoreError(
                     f"{path} was made with other settings — {mismatch}",
-                    hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl to start a new file",
+                    hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
                 )
             write_meta(path, settings, identity, problems)
             plan = plan_runs(problems, state, settings.k_responses, settings.max_attempts)

@@ -186,7 +186,9 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as err:
-        raise ConfigError(_render_validation_error(err), hint="see `collect --help` or docs/settings.md") from None
+        raise ConfigError(
+            _render_validation_error(err), hint="see `collect --help` or docs/settings.md"
+        ) from None
 
 
 def _render_validation_error(err: ValidationError) -> str:

@@ -81,9 +81,8 @@ def iter_lines(
                 offset += end - start + 1
                 start = end + 1
             pending = data[start:]
-        if pending.strip():
-            if on_torn is not None:
-                on_torn(line_no + 1)
+        if pending.strip() and on_torn is not None:
+            on_torn(line_no + 1)
 
 
 def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:

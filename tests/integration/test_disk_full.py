@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from llmrouter_collect.store import iter_records
 from tests.fakes.openai_server import OpenAIServer
 from tests.integration.test_infer import infer_args, run_cli
+
+from llmrouter_collect.store import iter_records
 
 
 @pytest.fixture
@@ -19,7 +19,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs (needs root, as on the project's machines and CI)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True
+    )
     if result.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs for the disk-full test: {result.stderr!r}")
@@ -51,7 +53,9 @@ def test_disk_full_is_a_clear_error_and_resume_completes(
     assert second.returncode == 0, second.stderr
     final = {r["unique_id"]: r for r in iter_records(out)}
     assert len(final) == 40 and len(out.read_text().splitlines()) == 40
-    assert all(len(r["responses"]) == 2 and all(x["error"] is None for x in r["responses"]) for r in final.values())
+    assert all(
+        len(r["responses"]) == 2 and all(x["error"] is None for x in r["responses"]) for r in final.values()
+    )
     for uid in complete_before:  # earlier results kept as they were, not asked again
         assert final[uid]["responses"] == saved[uid]["responses"]
     assert len(openai_server.completion_requests()) == 40 - len(complete_before)

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from llmrouter_collect.store import iter_records, scan
 from tests.fakes.openai_server import (
     Delay,
     Drop,
@@ -26,10 +24,14 @@ from tests.fakes.openai_server import (
     Status,
 )
 
+from llmrouter_collect.store import iter_records, scan
+
 FAST = ["--initial-retry-delay", "0", "--max-retry-delay", "0.05"]
 
 
-def run_cli(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run `collect ARGS` as a user would, in the test's working directory."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
@@ -42,8 +44,19 @@ def run_cli(args: list[str], *, env: dict[str, str] | None = None, timeout: floa
 
 
 def infer_args(server: OpenAIServer, dataset: Path, out: Path, *extra: str, k: int = 3) -> list[str]:
-    return ["infer", "--dataset", str(dataset), "--k", str(k), "--api-base", server.url,
-            "--output-file", str(out), *FAST, *extra]
+    return [
+        "infer",
+        "--dataset",
+        str(dataset),
+        "--k",
+        str(k),
+        "--api-base",
+        server.url,
+        "--output-file",
+        str(out),
+        *FAST,
+        *extra,
+    ]
 
 
 def records(path: Path) -> dict[str, dict[str, Any]]:
@@ -69,7 +82,9 @@ def test_k_samples_land_with_one_request_per_problem(
         assert len(record["responses"]) == 4
         assert [r["index"] for r in record["responses"]] == [0, 1, 2, 3]
         assert all(r["full_response"] and r["finish_reason"] == "stop" for r in record["responses"])
-        assert all(r["obtained_via"] == "n=4" and r["usage"]["completion_tokens"] > 0 for r in record["responses"])
+        assert all(
+            r["obtained_via"] == "n=4" and r["usage"]["completion_tokens"] > 0 for r in record["responses"]
+        )
         assert record["model"] == "test-model" and record["attempts"] == 1 and record["schema_version"] == 1
         assert record["generation"]["stop"][:3] == ["<end_of_turn>", "<|im_end|>", "<|eot_id|>"]
     assert "done 6" in result.stderr
@@ -80,7 +95,9 @@ def test_k_samples_land_with_one_request_per_problem(
     assert "already done 6" in again.stderr
 
 
-def test_completions_endpoint(openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path) -> None:
+def test_completions_endpoint(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out.jsonl"
     result = run_cli(infer_args(openai_server, dataset_file(count=2), out, "--endpoint", "completions", k=2))
     assert result.returncode == 0, result.stderr
@@ -95,7 +112,12 @@ def test_kill_9_then_resume_sends_only_missing_requests(
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.1
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrouter_collect", *infer_args(openai_server, dataset, out, "--max-concurrent", "4")],
+        [
+            sys.executable,
+            "-m",
+            "llmrouter_collect",
+            *infer_args(openai_server, dataset, out, "--max-concurrent", "4"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -111,7 +133,9 @@ def test_kill_9_then_resume_sends_only_missing_requests(
         handle.write(b'{"unique_id": "open/algebra/1", "resp')
     done_before = {uid for uid, st in scan(out).problems.items() if st.good == 3}
     assert len(done_before) >= 10
-    questions = {row["unique_id"]: row["question"] for row in map(json.loads, dataset.read_text().splitlines())}
+    questions = {
+        row["unique_id"]: row["question"] for row in map(json.loads, dataset.read_text().splitlines())
+    }
     openai_server.reset()
     openai_server.latency = 0.0
 
@@ -119,7 +143,12 @@ def test_kill_9_then_resume_sends_only_missing_requests(
     assert result.returncode == 0, result.stderr
     assert "incomplete last line" in result.stderr
     second = openai_server.completion_requests()
-    asked = [uid for r in second for uid, q in questions.items() if f"Question: {q}\n" in r.prompt or r.prompt.endswith(f"Problem: {q}")]
+    asked = [
+        uid
+        for r in second
+        for uid, q in questions.items()
+        if f"Question: {q}\n" in r.prompt or r.prompt.endswith(f"Problem: {q}")
+    ]
     assert len(asked) == len(second)  # every request maps to exactly one problem
     assert sorted(asked) == sorted(set(questions) - done_before)  # only the missing ones, each once
     final = records(out)
@@ -162,20 +191,27 @@ def test_resume_with_other_settings_is_refused(
 
 
 def test_bad_dataset_row_is_reported_before_any_request(
-    openai_server: OpenAIServer, dataset_file: Callable[..., Path], make_problem_rows: Callable[[int], list[dict[str, Any]]], tmp_path: Path
+    openai_server: OpenAIServer,
+    dataset_file: Callable[..., Path],
+    make_problem_rows: Callable[[int], list[dict[str, Any]]],
+    tmp_path: Path,
 ) -> None:
     rows = make_problem_rows(4)
     rows[2]["choice_index_correct"] = 9
     dataset = dataset_file(rows=rows)
     result = run_cli(infer_args(openai_server, dataset, tmp_path / "out.jsonl"))
     assert result.returncode == 1
-    assert "problems.jsonl" in result.stderr and "3" in result.stderr and "choice_index_correct" in result.stderr
+    assert (
+        "problems.jsonl" in result.stderr and "3" in result.stderr and "choice_index_correct" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert openai_server.all_requests() == []
 
 
 def test_no_server_suggests_collect_serve(dataset_file: Callable[..., Path], tmp_path: Path) -> None:
-    result = run_cli(["infer", "--dataset", str(dataset_file(count=2)), "--api-base", "http://127.0.0.1:9/v1", *FAST])
+    result = run_cli(
+        ["infer", "--dataset", str(dataset_file(count=2)), "--api-base", "http://127.0.0.1:9/v1", *FAST]
+    )
     assert result.returncode == 1
     assert "no server answers at http://127.0.0.1:9/v1" in result.stderr
     assert "collect serve" in result.stderr and "Traceback" not in result.stderr
@@ -184,7 +220,9 @@ def test_no_server_suggests_collect_serve(dataset_file: Callable[..., Path], tmp
 def test_rate_limits_and_server_errors_are_retried(
     openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
 ) -> None:
-    openai_server.enqueue(Status(429, retry_after=0.01), Status(429, retry_after="0"), Status(503), Drop(), Status(500))
+    openai_server.enqueue(
+        Status(429, retry_after=0.01), Status(429, retry_after="0"), Status(503), Drop(), Status(500)
+    )
     out = tmp_path / "out.jsonl"
     result = run_cli(infer_args(openai_server, dataset_file(count=3), out, "--max-concurrent", "1", k=2))
     assert result.returncode == 0, result.stderr
@@ -242,9 +280,7 @@ def test_auth_and_not_found_stop_the_run_at_once(
     assert len(openai_server.completion_requests()) <= 3
 
 
-def test_wrong_key_message_and_key_never_written(
-    dataset_file: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_wrong_key_message_and_key_never_written(dataset_file: Callable[..., Path], tmp_path: Path) -> None:
     secret = "sk-test-SECRET-123456"
     with OpenAIServer(api_key=secret) as server:
         out = tmp_path / "out.jsonl"
@@ -305,8 +341,12 @@ def test_server_going_away_does_not_use_attempts(
     url = openai_server.url
     openai_server.set_mode(FailAfter(3, then=Delay(0.3)))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrouter_collect", *infer_args(openai_server, dataset, out, "--max-concurrent", "1",
-                                                                 "--max-retries", "2")],
+        [
+            sys.executable,
+            "-m",
+            "llmrouter_collect",
+            *infer_args(openai_server, dataset, out, "--max-concurrent", "1", "--max-retries", "2"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -329,7 +369,12 @@ def test_second_run_on_the_same_file_refuses_to_start(
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.2
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrouter_collect", *infer_args(openai_server, dataset, out, "--max-concurrent", "1")],
+        [
+            sys.executable,
+            "-m",
+            "llmrouter_collect",
+            *infer_args(openai_server, dataset, out, "--max-concurrent", "1"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -349,8 +394,12 @@ def test_ctrl_c_stops_cleanly_with_exit_130(
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.2
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrouter_collect", *infer_args(openai_server, dataset_file(count=30), out,
-                                                                 "--max-concurrent", "2")],
+        [
+            sys.executable,
+            "-m",
+            "llmrouter_collect",
+            *infer_args(openai_server, dataset_file(count=30), out, "--max-concurrent", "2"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -381,7 +430,12 @@ def test_meta_sidecar_records_settings_without_secrets(
     openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
-    assert run_cli(infer_args(openai_server, dataset_file(count=1), out, k=1), env={"COLLECT_API_KEY": "sk-zzz"}).returncode == 0
+    assert (
+        run_cli(
+            infer_args(openai_server, dataset_file(count=1), out, k=1), env={"COLLECT_API_KEY": "sk-zzz"}
+        ).returncode
+        == 0
+    )
     meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
     assert meta["model"] == "test-model" and meta["k_responses"] == 1
     assert meta["dataset_fingerprint"].startswith("sha256:")

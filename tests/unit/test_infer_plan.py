@@ -23,7 +23,9 @@ def test_plan_skips_done_and_exhausted_and_tops_up() -> None:
             "down": ProblemState(good=0, errors=5, attempts=0),
         }
     )
-    plan = plan_runs([problem(u) for u in ["done", "part", "dead", "down", "new"]], state, k=5, max_attempts=3)
+    plan = plan_runs(
+        [problem(u) for u in ["done", "part", "dead", "down", "new"]], state, k=5, max_attempts=3
+    )
     assert [(r.problem.unique_id, r.need, r.next_index, r.prior_attempts) for r in plan.runs] == [
         ("part", 3, 2, 1),
         ("down", 5, 0, 0),
@@ -46,7 +48,9 @@ def test_identity_mismatch_names_the_field_and_flag() -> None:
     other_temp = {**current, "generation": {**current["generation"], "temperature": 1.0}}
     assert "--temperature" in (identity_mismatch(other_temp, current) or "")
     assert "--model" in (identity_mismatch({**current, "model": "x"}, current) or "")
-    assert "--prompt-template" in (identity_mismatch({**current, "prompt_fingerprint": "sha256:b"}, current) or "")
+    assert "--prompt-template" in (
+        identity_mismatch({**current, "prompt_fingerprint": "sha256:b"}, current) or ""
+    )
     assert identity_mismatch({"unique_id": "old-format"}, current) is None
 
 
@@ -60,6 +64,11 @@ def test_split_tokens_sums_exactly() -> None:
 
 def test_output_path_default_and_given(tmp_path: Path) -> None:
     settings = load_settings(output_dir=tmp_path)
-    assert output_path(settings, "google/gemma-3-4b-it") == tmp_path / "google_gemma-3-4b-it_MATH_500_MMLU_Pro.jsonl"
+    assert (
+        output_path(settings, "google/gemma-3-4b-it")
+        == tmp_path / "google_gemma-3-4b-it_MATH_500_MMLU_Pro.jsonl"
+    )
     assert output_path(load_settings(output_dir=tmp_path, output_file="x.jsonl"), "m") == tmp_path / "x.jsonl"
-    assert output_path(load_settings(output_dir=tmp_path, output_file="sub/x.jsonl"), "m") == Path("sub/x.jsonl")
+    assert output_path(load_settings(output_dir=tmp_path, output_file="sub/x.jsonl"), "m") == Path(
+        "sub/x.jsonl"
+    )

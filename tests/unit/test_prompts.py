@@ -26,7 +26,13 @@ MCQ = Problem(
     choices=("Oxygen", "Carbon dioxide", "Helium"),
     choice_index_correct=1,
 )
-OPEN = Problem(unique_id="q2", question="What is $1+\\frac{1}{2}$?", answer_correct="\\frac32", category="algebra", dataset="t")
+OPEN = Problem(
+    unique_id="q2",
+    question="What is $1+\\frac{1}{2}$?",
+    answer_correct="\\frac32",
+    category="algebra",
+    dataset="t",
+)
 
 
 def test_mcq_prompt_golden() -> None:
@@ -51,7 +57,9 @@ def test_ten_choices_lettered_a_to_j() -> None:
 
 
 def test_question_containing_placeholder_is_not_refilled() -> None:
-    tricky = Problem(unique_id="x", question="literal {choices} here", answer_correct="1", category="c", dataset="t")
+    tricky = Problem(
+        unique_id="x", question="literal {choices} here", answer_correct="1", category="c", dataset="t"
+    )
     assert "literal {choices} here" in render_prompt(tricky, Templates())
 
 
@@ -61,7 +69,9 @@ def test_messages_and_completion_prompt_with_system() -> None:
     assert messages[0] == {"role": "system", "content": "You are careful."}
     assert messages[1]["role"] == "user"
     assert build_completion_prompt(OPEN, templates).startswith("You are careful.\n\n")
-    assert build_messages(OPEN, Templates()) == [{"role": "user", "content": render_prompt(OPEN, Templates())}]
+    assert build_messages(OPEN, Templates()) == [
+        {"role": "user", "content": render_prompt(OPEN, Templates())}
+    ]
 
 
 def test_template_file_overrides_and_changes_fingerprint(tmp_path: Path) -> None:

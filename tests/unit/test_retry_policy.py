@@ -12,8 +12,22 @@ from llmrouter_collect.client import RetryPolicy, parse_retry_after, retry_delay
 
 @pytest.mark.parametrize(
     ("status", "retry"),
-    [(408, True), (409, True), (429, True), (500, True), (502, True), (503, True), (599, True),
-     (400, False), (401, False), (403, False), (404, False), (413, False), (422, False), (200, False)],
+    [
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (599, True),
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (413, False),
+        (422, False),
+        (200, False),
+    ],
 )
 def test_should_retry(status: int, retry: bool) -> None:
     assert should_retry(status) is retry

@@ -13,7 +13,9 @@ from llmrouter_collect.records import merge_records
 from llmrouter_collect.store import ResultsWriter, compact, iter_records, scan
 
 
-def fragment(uid: str, texts: list[str | None], *, start: int = 0, attempts: int = 1, k: int = 2) -> dict[str, Any]:
+def fragment(
+    uid: str, texts: list[str | None], *, start: int = 0, attempts: int = 1, k: int = 2
+) -> dict[str, Any]:
     responses = []
     for i, text in enumerate(texts):
         error = None if text is not None else {"type": "http", "status": 500, "message": "boom"}
@@ -52,7 +54,9 @@ def test_merge_fragments_keeps_good_and_drops_replaced_errors(tmp_path: Path) ->
     assert [x["index"] for x in merged["a"]["responses"]] == [0, 1]
     assert merged["a"]["attempts"] == 2
     state = scan(path)
-    assert state.problems["a"].good == 2 and state.problems["a"].errors == 2 and state.problems["a"].lines == 3
+    assert (
+        state.problems["a"].good == 2 and state.problems["a"].errors == 2 and state.problems["a"].lines == 3
+    )
 
 
 def test_merge_fills_missing_slots_with_newest_errors() -> None:
@@ -78,7 +82,9 @@ def test_torn_last_line_is_skipped_then_cut_by_writer(tmp_path: Path) -> None:
 
 def test_corrupt_middle_line_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_bytes(orjson.dumps(fragment("a", ["1"])) + b"\nnot json\n" + orjson.dumps(fragment("b", ["1"])) + b"\n")
+    path.write_bytes(
+        orjson.dumps(fragment("a", ["1"])) + b"\nnot json\n" + orjson.dumps(fragment("b", ["1"])) + b"\n"
+    )
     with pytest.raises(StoreError, match=r"r\.jsonl, line 2"):
         list(iter_records(path))
 

@@ -16,15 +16,19 @@ from ..settings import load_settings
 from . import app
 from ._common import run_or_exit
 
+
 @app.command(no_args_is_help=False)
 def infer(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option("--dataset", "-d", help="math500, mmlu_pro, sample, or a file path; comma-separated."),
     ] = None,
     num_problems: Annotated[
-        str | None, typer.Option("--num-problems", "--num_problems", "-n", help="N (a fixed subset) or 'all'.")
+        str | None,
+        typer.Option("--num-problems", "--num_problems", "-n", help="N (a fixed subset) or 'all'."),
     ] = None,
     k_responses: Annotated[
         int | None, typer.Option("--k-responses", "--k_responses", "--k", "-k", help="Responses per problem.")
@@ -42,11 +46,14 @@ def infer(
         bool, typer.Option("--no-default-stop", help="Do not add chat special tokens as stop sequences.")
     ] = False,
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions).")
+        str | None,
+        typer.Option("--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions)."),
     ] = None,
     prompt_template: Annotated[
         Path | None,
-        typer.Option("--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."),
+        typer.Option(
+            "--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."
+        ),
     ] = None,
     api_mode: Annotated[str | None, typer.Option("--api-mode", "--api_mode", help="local or remote.")] = None,
     api_base: Annotated[
@@ -71,10 +78,12 @@ def infer(
         float | None, typer.Option("--initial-retry-delay", help="First backoff delay, seconds.")
     ] = None,
     max_retry_delay: Annotated[
-        float | None, typer.Option("--max-retry-delay", help="Cap on one backoff delay and on Retry-After, s.")
+        float | None,
+        typer.Option("--max-retry-delay", help="Cap on one backoff delay and on Retry-After, s."),
     ] = None,
     request_timeout: Annotated[
-        float | None, typer.Option("--request-timeout", "--request_timeout", help="Seconds one request may take.")
+        float | None,
+        typer.Option("--request-timeout", "--request_timeout", help="Seconds one request may take."),
     ] = None,
     connect_timeout: Annotated[
         float | None, typer.Option("--connect-timeout", help="Seconds to open a connection.")
