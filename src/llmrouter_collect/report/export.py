@@ -121,9 +121,7 @@ class Exporter:
             columns["latency_s"].append(
                 float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
             )
-            columns["cost_usd"].append(
-                price.cost(prompt or 0, completion or 0) if price is not None else None
-            )
+            columns["cost_usd"].append(price.cost(prompt or 0, completion or 0) if price is not None else None)
             columns["error_type"].append(_text(error.get("type")) if isinstance(error, dict) else None)
         if uid not in self._spool_offsets:
             data = orjson.dumps(
@@ -291,11 +289,7 @@ def _write_csv(table: pa.Table, path: Path) -> None:
         for row in table.to_pylist():
             writer.writerow(
                 [
-                    ""
-                    if value is None
-                    else orjson.dumps(value).decode()
-                    if isinstance(value, list)
-                    else value
+                    "" if value is None else orjson.dumps(value).decode() if isinstance(value, list) else value
                     for value in row.values()
                 ]
             )

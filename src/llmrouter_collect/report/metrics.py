@@ -63,9 +63,7 @@ def normalize_answer(answer: str, *, is_mcq: bool = False) -> str:
     return text.upper() if is_mcq else text
 
 
-def majority_vote(
-    votes: Iterable[tuple[str | None, bool]], *, is_mcq: bool = False
-) -> tuple[float, str | None]:
+def majority_vote(votes: Iterable[tuple[str | None, bool]], *, is_mcq: bool = False) -> tuple[float, str | None]:
     """maj@k for one problem: the share of credit the majority answer earns, and the winning wrong answer.
 
     Only responses with an extracted answer vote (unparsed, truncated and failed ones abstain). Every answer

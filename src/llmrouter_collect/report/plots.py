@@ -68,9 +68,7 @@ def _accuracy_by_group(report: Report) -> Figure:
             accuracy = row.accuracy if row is not None and row.accuracy is not None else np.nan
             values.append(100 * accuracy)
             low.append(100 * (accuracy - row.ci_low) if row is not None and row.ci_low is not None else 0.0)
-            high.append(
-                100 * (row.ci_high - accuracy) if row is not None and row.ci_high is not None else 0.0
-            )
+            high.append(100 * (row.ci_high - accuracy) if row is not None and row.ci_high is not None else 0.0)
         offset = (index - (n_models - 1) / 2) * bar
         axes.barh(
             positions + offset,

@@ -66,9 +66,7 @@ def load_prices_file(path: Path) -> dict[str, Price]:
         elif suffix == ".json":
             data = json.loads(text)
         else:
-            raise ConfigError(
-                f"--prices {path}: unknown file type {suffix!r}", hint="use .toml, .json or .csv"
-            )
+            raise ConfigError(f"--prices {path}: unknown file type {suffix!r}", hint="use .toml, .json or .csv")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"--prices {path}: not valid {suffix[1:].upper()}: {err}") from None
     if isinstance(data, dict) and isinstance(data.get("prices"), dict):
@@ -100,9 +98,7 @@ def _from_csv(path: Path, text: str) -> dict[str, Price]:
         model = (row.get("model") or "").strip()
         if not model:
             raise ConfigError(f"{where}: empty model")
-        prices[model] = Price(
-            _number(row.get("input"), where, "input"), _number(row.get("output"), where, "output")
-        )
+        prices[model] = Price(_number(row.get("input"), where, "input"), _number(row.get("output"), where, "output"))
     return prices
 
 

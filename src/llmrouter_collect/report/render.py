@@ -204,9 +204,7 @@ def _leading_number(cell: str) -> float | None:
 def _side_by_side(report: Report) -> Section:
     names = [model.model for model in report.models]
     groups = sorted({row.group for model in report.models for row in model.groups})
-    lookup = {
-        (row.model, row.group): row for model in report.models for row in [*model.groups, model.overall]
-    }
+    lookup = {(row.model, row.group): row for model in report.models for row in [*model.groups, model.overall]}
     section = Section(
         title=f"Accuracy by {report.group_by}, side by side (%; best in bold)",
         columns=[report.group_by, *names],
@@ -269,9 +267,7 @@ def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Sectio
         "a model scores its fraction of correct samples on it",
     ]
     if missing:
-        notes.append(
-            "left out (not answered by every model): " + ", ".join(f"{m}: {c}" for m, c in missing.items())
-        )
+        notes.append("left out (not answered by every model): " + ", ".join(f"{m}: {c}" for m, c in missing.items()))
     if len(view.models) > 1:
         columns = ["strategy", "accuracy %", "$/query" if priced else "", "routed to"]
         columns = [column for column in columns if column]
@@ -307,9 +303,7 @@ def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Sectio
         if priced:
             strategies.notes.append("$/query: the cost of one request to the chosen model")
         elif report.unpriced:
-            strategies.notes.append(
-                "costs need prices: --price MODEL=IN,OUT (USD per million tokens) or --prices"
-            )
+            strategies.notes.append("costs need prices: --price MODEL=IN,OUT (USD per million tokens) or --prices")
         sections.append(strategies)
         if view.category_router is not None:
             sections.append(
@@ -338,9 +332,7 @@ def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Sectio
             rows=[[item.unique_id, item.group, item.answer or ""] for item in view.agreed_wrong[:limit]],
         )
         if len(view.agreed_wrong) > limit:
-            agreed.notes.append(
-                f"… and {len(view.agreed_wrong) - limit:,} more (all of them in --format json)"
-            )
+            agreed.notes.append(f"… and {len(view.agreed_wrong) - limit:,} more (all of them in --format json)")
         sections.append(agreed if view.agreed_wrong else Section(title=agreed.title, columns=[], rows=[]))
     return sections
 
@@ -366,9 +358,7 @@ def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
             numeric = index > 0 and all(_looks_numeric(row[index]) for row in section.rows)
             table.add_column(column, justify="right" if numeric else "left", overflow="fold")
         for r, row in enumerate(section.rows):
-            styled = [
-                Text(cell, style="bold green" if (r, c) in section.bold else "") for c, cell in enumerate(row)
-            ]
+            styled = [Text(cell, style="bold green" if (r, c) in section.bold else "") for c, cell in enumerate(row)]
             table.add_row(*styled, end_section=(r + 1) in section.rule_before)
         parts.append(table)
         for note in section.notes:
@@ -391,13 +381,9 @@ def render_markdown(report: Report, *, limit: int = 10) -> str:
         out.append("")
         if section.columns:
             out.append("| " + " | ".join(_md(column) for column in section.columns) + " |")
-            out.append(
-                "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(section.columns))) + " |"
-            )
+            out.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(section.columns))) + " |")
             for r, row in enumerate(section.rows):
-                cells = [
-                    f"**{_md(cell)}**" if (r, c) in section.bold else _md(cell) for c, cell in enumerate(row)
-                ]
+                cells = [f"**{_md(cell)}**" if (r, c) in section.bold else _md(cell) for c, cell in enumerate(row)]
                 out.append("| " + " | ".join(cells) + " |")
             out.append("")
         for note in section.notes:
@@ -413,9 +399,7 @@ def _md(text: str) -> str:
 
 def render_json(report: Report) -> str:
     """The full report as JSON (every unsolved and suspect problem included)."""
-    return (
-        orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
-    )
+    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
 
 
 def csv_rows(report: Report) -> list[dict[str, Any]]:

@@ -82,9 +82,7 @@ class RouterView:
     agreed_wrong: list[FlaggedProblem] = field(default_factory=list)
 
 
-def build_router_view(
-    collection: Collection, prices: Mapping[str, Price], *, test_fraction: float = 0.2
-) -> RouterView:
+def build_router_view(collection: Collection, prices: Mapping[str, Price], *, test_fraction: float = 0.2) -> RouterView:
     """Compare the models of a collection on the problems they all answered.
 
     Ties in accuracy go to the cheaper model (when every model has a price), then to the model ranked higher
@@ -99,9 +97,7 @@ def build_router_view(
         models=names,
         group_by=collection.group_by,
         common_problems=len(common),
-        missing={
-            name: len(union) - len(problems) for name, problems in zip(names, problem_sets, strict=True)
-        },
+        missing={name: len(union) - len(problems) for name, problems in zip(names, problem_sets, strict=True)},
     )
     if not common:
         return view
@@ -171,9 +167,7 @@ def build_router_view(
         for i, uid in enumerate(common):
             answers = {collection.models[name].problems[uid].majority_wrong for name in names}
             if len(answers) == 1 and None not in answers:
-                view.agreed_wrong.append(
-                    FlaggedProblem(unique_id=uid, group=str(groups[i]), answer=answers.pop())
-                )
+                view.agreed_wrong.append(FlaggedProblem(unique_id=uid, group=str(groups[i]), answer=answers.pop()))
     return view
 
 

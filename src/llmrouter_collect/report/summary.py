@@ -126,10 +126,7 @@ def summarize_group(
 
 def summarize_model(data: ModelData, price: Price | None, confidence: float = 0.95) -> ModelSummary:
     """One model's overall row and its rows per group (sorted by group name)."""
-    groups = [
-        summarize_group(data.name, name, stats, price, confidence)
-        for name, stats in sorted(data.groups.items())
-    ]
+    groups = [summarize_group(data.name, name, stats, price, confidence) for name, stats in sorted(data.groups.items())]
     return ModelSummary(
         model=data.name,
         overall=summarize_group(data.name, OVERALL, data.overall(), price, confidence),
