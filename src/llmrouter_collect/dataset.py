@@ -164,21 +164,15 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
     raw_index = row.get("choice_index_correct")
     if raw_choices is None:
         if raw_index is not None:
-            raise RowError(
-                "choice_index_correct", f"is {_show(raw_index)} but choices is null (open question)"
-            )
+            raise RowError("choice_index_correct", f"is {_show(raw_index)} but choices is null (open question)")
         answer = _text(row, "answer_correct", allow_numbers=True)
         return Problem(uid, question, answer, category, dataset, None, None, explanation)
     choices = _choices(raw_choices, "choices")
     if raw_index is None:
-        raise RowError(
-            "choice_index_correct", "missing: an MCQ (choices given) needs the 0-based correct index"
-        )
+        raise RowError("choice_index_correct", "missing: an MCQ (choices given) needs the 0-based correct index")
     index = _index(raw_index, "choice_index_correct")
     if not 0 <= index < len(choices):
-        raise RowError(
-            "choice_index_correct", f"{index} is out of range for {len(choices)} choices (0-based)"
-        )
+        raise RowError("choice_index_correct", f"{index} is out of range for {len(choices)} choices (0-based)")
     correct = choices[index]
     given = row.get("answer_correct")
     if given is not None and given != "":
@@ -187,8 +181,7 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
         if given.strip() != correct.strip() and given.strip() != choice_letter(index):
             raise RowError(
                 "answer_correct",
-                f"{_show(given)} is neither choices[{index}] ({_show(correct)}) "
-                f"nor its letter {choice_letter(index)}",
+                f"{_show(given)} is neither choices[{index}] ({_show(correct)}) nor its letter {choice_letter(index)}",
                 hint="for an MCQ, answer_correct is the text of the correct choice (or leave it out)",
             )
     return Problem(uid, question, correct, category, dataset, choices, index, explanation)
@@ -289,12 +282,10 @@ def _read_text(path: Path) -> str:
     try:
         return _read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DatasetError(
-            f"{path}: not UTF-8 text (byte {err.start})", hint="save the file as UTF-8"
-        ) from None
+        raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})", hint="save the file as UTF-8") from None
 
 
-def _json_lines(data: bytes, source: str) -> Rows:
+def _json_lines(data: bytes, source: str, hint: str = "a .jsonl file holds one JSON object per line") -> Rows:
     # Split on \n only: str.splitlines() would also split inside rows at \x0c, \x1c or \u2028, which occur in
     # benchmark texts.
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -305,8 +296,11 @@ def _json_lines(data: bytes, source: str) -> Rows:
         except orjson.JSONDecodeError as err:
             raise DatasetError(
                 f"{source}, line {number}: not valid JSON ({err.msg}, column {err.colno})",
-                hint="a .jsonl file holds one JSON object per line, in UTF-8",
+                hint=hint,
             ) from None
+
+
+_JSON_HINT = "a .json dataset is a list of objects ([{...}, {...}]) or one object per line"
 
 
 def _read_jsonl(path: Path) -> Rows:
@@ -316,13 +310,13 @@ def _read_jsonl(path: Path) -> Rows:
 def _read_json(path: Path) -> Rows:
     data = _read_bytes(path)
     if not data.lstrip().startswith(b"["):
-        return _json_lines(data, str(path))
+        return _json_lines(data, str(path), _JSON_HINT)
     try:
         rows = orjson.loads(data)
     except orjson.JSONDecodeError as err:
         raise DatasetError(
             f"{path}, line {err.lineno}: not valid JSON ({err.msg}, column {err.colno})",
-            hint="a .json dataset is a list of objects ([{...}, {...}]) or one object per line",
+            hint=_JSON_HINT,
         ) from None
     return ((f"row {number}", row) for number, row in enumerate(rows, start=1))
 
@@ -502,9 +496,7 @@ def _check_rows(
             if isinstance(row, RowError):
                 raise row
             if not isinstance(row, dict):
-                raise RowError(
-                    "-", f"expected an object with named fields, got {_type_name(row)} {_show(row)}"
-                )
+                raise RowError("-", f"expected an object with named fields, got {_type_name(row)} {_show(row)}")
             problem = mapper(row, dataset)
             if problem.unique_id in seen:
                 raise RowError(
@@ -522,7 +514,7 @@ def _check_rows(
         problems.append(problem)
     if first is not None:
         message, hint = first
-        more = f" (and {bad - 1} more invalid rows)" if bad > 1 else ""
+        more = f" (and {bad - 1} more invalid row{'s' if bad > 2 else ''})" if bad > 1 else ""
         raise DatasetError(message + more, hint)
     if not problems:
         raise DatasetError(f"{source}: no problems in it", hint=_SCHEMA_HINT)
@@ -571,9 +563,7 @@ def _hub_rows(hub: _HubDataset) -> list[dict[str, Any]]:
 def _load_hub(hub: _HubDataset, seen: dict[str, str]) -> list[Problem]:
     rows = _hub_rows(hub)
     source = f"{hub.name} ({hub.repo}, {hub.split})"
-    return _check_rows(
-        ((f"row {n}", row) for n, row in enumerate(rows, start=1)), source, hub.name, seen, hub.mapper
-    )
+    return _check_rows(((f"row {n}", row) for n, row in enumerate(rows, start=1)), source, hub.name, seen, hub.mapper)
 
 
 def load_problems(specs: list[str], num_problems: int | Literal["all"] = "all") -> list[Problem]:

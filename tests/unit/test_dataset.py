@@ -246,9 +246,7 @@ def test_hf_schema_files_are_recognised(tmp_path: Path) -> None:
     math = load_problems([str(write_jsonl(tmp_path / "math500.jsonl", MATH500_ROWS))])
     assert [p.unique_id for p in math] == [row["unique_id"] for row in MATH500_ROWS]
     assert math[0] == map_math500_row(MATH500_ROWS[0], "math500")
-    mmlu = load_problems(
-        [str(write_jsonl(tmp_path / "mmlu pro.jsonl", [*MMLU_PRO_ROWS, MMLU_PRO_VALIDATION_ROW]))]
-    )
+    mmlu = load_problems([str(write_jsonl(tmp_path / "mmlu pro.jsonl", [*MMLU_PRO_ROWS, MMLU_PRO_VALIDATION_ROW]))])
     assert mmlu[2] == map_mmlu_pro_row(MMLU_PRO_ROWS[2], "mmlu_pro")
     assert {p.dataset for p in mmlu} == {"mmlu_pro"}
     assert mmlu[3].choices is not None and "N/A" not in mmlu[3].choices
@@ -412,6 +410,8 @@ def test_error_counts_the_other_bad_rows_and_gives_a_hint(tmp_path: Path) -> Non
     first, hint = message.split("\n")
     assert first == f"{path}, line 1, field 'question': empty (and 3 more invalid rows)"
     assert "docs/datasets.md" in hint
+    two = write_jsonl(tmp_path / "two.jsonl", rows[:2])
+    assert error_of([str(two)]).split("\n")[0].endswith("empty (and 1 more invalid row)")
 
 
 def test_duplicate_id_in_one_file(tmp_path: Path) -> None:
@@ -630,9 +630,7 @@ def test_hub_unreachable_and_not_cached(tmp_path: Path, name: str) -> None:
         "HF_HOME": str(tmp_path / "hf"),
         "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr
     message, hint = result.stdout.strip().split("\n")
     assert message.startswith(f"cannot load {name} (")
