@@ -1,3 +1,127 @@
-"""`collect extract` (to be written)."""
+"""`collect extract`: grade results files (flags → Settings → runner.grade_path) and print a summary per file."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from ..console import err_console, info, out_console, warn
+from ..console import print_error as print_collect_error
+from ..extract import OUTCOMES
+from ..extract.runner import FileFailure, FileSummary, grade_path, ratio
+from ..settings import load_settings
+from . import app
+from ._common import run_or_exit
+
+
+@app.command(no_args_is_help=True)
+def extract(
+    input_path: Annotated[
+        Path,
+        typer.Option("--input", "-i", help="A results file of `collect infer`, or a directory of them."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o",
+            help="Output file (or directory). Default: X.graded.jsonl beside X, or processed_results/ beside a "
+            "directory.",
+        ),
+    ] = None,
+    by_category: Annotated[
+        bool, typer.Option("--by-category", "--by_category", help="Also print a table per category.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Processes for math checks (default: all cores).")
+    ] = None,
+    grade_timeout: Annotated[
+        float | None,
+        typer.Option("--grade-timeout", help="Seconds one symbolic math check may take (default 5)."),
+    ] = None,
+) -> None:
+    """Grade responses: extract each final answer, compare it with the reference, write graded results.
+
+    Every response gains `extracted_answer`, `is_correct`, `outcome` (correct, wrong, unparsed, truncated,
+    error) and `extraction_rule`. The input is never modified; a file still being written is read up to its
+    last complete line.
+
+    Example: collect extract -i inference_results/model_math500.jsonl --by-category
+    """
+    settings = run_or_exit(lambda: load_settings(workers=workers, grade_timeout=grade_timeout))
+
+    def announce(source: Path, target: Path) -> None:
+        info(f"grading {source} → {target}")
+
+    def run() -> int:
+        failures = 0
+        results = grade_path(
+            input_path, output, workers=settings.workers, timeout=settings.grade_timeout, on_file=announce
+        )
+        for result in results:
+            if isinstance(result, FileFailure):
+                failures += 1
+                print_collect_error(result.error)
+                continue
+            _print_summary(result, by_category=by_category, timeout=settings.grade_timeout)
+        return failures
+
+    failures = run_or_exit(run)
+    if failures:
+        err_console.print(f"[bold red]{failures} file(s) could not be graded[/]")
+        raise typer.Exit(1)
+
+
+_SHORT = {"truncated": "trunc"}
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -> None:
+    if summary.torn_line is not None:
+        warn(f"{summary.input}: line {summary.torn_line} is incomplete (a run still writing?); it was left out")
+    if summary.timeouts:
+        warn(
+            f"{summary.timeouts} math check(s) exceeded the {timeout:g}s limit and were graded wrong "
+            "(raise --grade-timeout to retry them)"
+        )
+    counts = summary.counts
+    answered = counts["correct"] + counts["wrong"]
+    out_console.print(
+        f"[bold]{escape(str(summary.output))}[/]: {summary.responses} responses to {summary.records} problems"
+    )
+    out_console.print(
+        f"  accuracy {_fmt(summary.accuracy)} ({counts['correct']}/{summary.responses})"
+        f" · over answered {_fmt(summary.answered_accuracy)} ({counts['correct']}/{answered})"
+    )
+    out_console.print("  " + " · ".join(f"{outcome} {counts[outcome]}" for outcome in OUTCOMES))
+    if by_category and summary.by_category:
+        table = Table(
+            title=f"by category — {escape(summary.input.name)}", title_justify="left", box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("category", no_wrap=True, max_width=24)
+        table.add_column("n", justify="right")
+        for outcome in OUTCOMES:
+            table.add_column(_SHORT.get(outcome, outcome), justify="right")
+        table.add_column("acc", justify="right")
+        table.add_column("acc|ans", justify="right")
+        for category in sorted(summary.by_category):
+            row = summary.by_category[category]
+            total = sum(row.values())
+            table.add_row(
+                escape(category), str(total), *(str(row[outcome]) for outcome in OUTCOMES),
+                _fmt(ratio(row["correct"], total)), _fmt(ratio(row["correct"], row["correct"] + row["wrong"])),
+            )
+        table.add_section()
+        table.add_row(
+            "all", str(summary.responses), *(str(counts[outcome]) for outcome in OUTCOMES),
+            _fmt(summary.accuracy), _fmt(summary.answered_accuracy),
+        )
+        out_console.print(table, width=max(out_console.width, 100))
