@@ -106,12 +106,10 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
             title=f"by category — {escape(summary.input.name)}", title_justify="left", box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        table.add_column("category", no_wrap=True, max_width=24)
-        table.add_column("n", justify="right")
-        for outcome in OUTCOMES:
-            table.add_column(_SHORT.get(outcome, outcome), justify="right")
-        table.add_column("acc", justify="right")
-        table.add_column("acc|ans", justify="right")
+        table.add_column("category", no_wrap=True, max_width=20)
+        headers = ["n", *(_SHORT.get(outcome, outcome) for outcome in OUTCOMES), "acc", "acc|ans"]
+        for header in headers:
+            table.add_column(header, justify="right", min_width=len(header), no_wrap=True)
         for category in sorted(summary.by_category):
             row = summary.by_category[category]
             total = sum(row.values())
@@ -124,4 +122,4 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
             "all", str(summary.responses), *(str(counts[outcome]) for outcome in OUTCOMES),
             _fmt(summary.accuracy), _fmt(summary.answered_accuracy),
         )
-        out_console.print(table, width=max(out_console.width, 100))
+        out_console.print(table)
