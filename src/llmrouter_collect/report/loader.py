@@ -117,6 +117,8 @@ class Collection:
     problems: dict[str, ProblemInfo] = field(default_factory=dict)
     group_by: str = "category"
     warnings: list[str] = field(default_factory=list)
+    conflicts: int = 0
+    """Records whose problem has another category or dataset in a record read earlier."""
 
 
 def find_files(paths: Sequence[Path], *, warn: Callable[[str], None]) -> list[tuple[Path, bool]]:
@@ -186,6 +188,11 @@ def load(
     origin: dict[tuple[str, str], Path] = {}
     for path, explicit in find_files(paths, warn=note):
         _load_file(path, explicit, collection, sinks, origin, note)
+    if collection.conflicts:
+        note(
+            f"{collection.conflicts} records give a problem another category or dataset than an earlier file; "
+            "the router view and exports use the first one read"
+        )
     if not collection.models:
         raise GradeError(
             "no graded records found in " + ", ".join(str(path) for path in paths),
@@ -324,8 +331,11 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     category = str(record.get("category") or "(none)")
     dataset = str(record.get("dataset") or "(none)")
     is_mcq = bool(record.get("is_mcq"))
-    if uid not in collection.problems:
+    known = collection.problems.get(uid)
+    if known is None:
         collection.problems[uid] = ProblemInfo(category=category, dataset=dataset, is_mcq=is_mcq)
+    elif known.category != category or known.dataset != dataset:
+        collection.conflicts += 1
     group = category if collection.group_by == "category" else dataset
     stats = data.groups.get(group)
     if stats is None:

@@ -1,0 +1,203 @@
+"""Router training exports read back through `datasets` and pandas; plots written as non-empty PNGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+
+from llmrouter_collect.errors import ConfigError, GradeError
+from llmrouter_collect.report.metrics import assign_split
+from llmrouter_collect.report.plots import write_plots
+from llmrouter_collect.report.prices import Price
+from llmrouter_collect.report.run import run_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def graded_record(model: str, uid: str, outcomes: list[str], category: str) -> dict[str, Any]:
+    """A graded record (docs/records.md) with answer `A` for correct samples and `B` for wrong ones."""
+    responses = []
+    for index, outcome in enumerate(outcomes):
+        failed = outcome == "error"
+        answer = {"correct": "A", "wrong": "B"}.get(outcome)
+        responses.append(
+            {
+                "index": index,
+                "full_response": None if failed else "The answer is (A).",
+                "reasoning_content": None,
+                "finish_reason": None if failed else "stop",
+                "usage": None if failed else {"prompt_tokens": 200, "completion_tokens": 100, "reasoning_tokens": 0},
+                "latency_s": None if failed else 0.5,
+                "obtained_via": "n=2",
+                "created_at": "2026-01-01T00:00:00.000+00:00",
+                "error": {"type": "timeout", "status": None, "message": "timed out"} if failed else None,
+                "extracted_answer": answer,
+                "is_correct": outcome == "correct",
+                "outcome": outcome,
+                "extraction_rule": "answer_is" if answer else None,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "unique_id": uid,
+        "problem": f'What is {uid}? (with | pipes, "quotes", and a comma)',
+        "is_mcq": True,
+        "choices": ["one", "two"],
+        "choice_index_correct": 0,
+        "explanation_correct": None,
+        "answer_correct": "one",
+        "category": category,
+        "dataset": "sample",
+        "model": model,
+        "generation": {"temperature": 0.7},
+        "k_requested": len(outcomes),
+        "extractor_version": "1",
+        "responses": responses,
+    }
+
+
+@pytest.fixture
+def graded_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "graded"
+    directory.mkdir()
+    small = [
+        graded_record("small", f"sample/{i}", ["correct", "wrong"] if i % 2 else ["wrong", "error"], "math")
+        for i in range(12)
+    ]
+    large = [
+        graded_record("org/large-1.5", f"sample/{i}", ["correct", "correct"] if i % 3 else ["wrong", "unparsed"], "law")
+        for i in range(12)
+    ]
+    (directory / "small.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in small))
+    (directory / "large.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in large))
+    return directory
+
+
+def test_exports_load_with_datasets_and_pandas(
+    graded_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    import datasets
+
+    out = tmp_path / "export"
+    result = run_report([graded_dir], price_flags=["small=1,2"], export_dir=out, test_fraction=0.3)
+    names = sorted(path.name for path in result.written)
+    assert names == ["long.jsonl", "long.parquet", "wide.csv", "wide.jsonl", "wide.parquet"]
+    assert not [path for path in out.iterdir() if path.name.startswith(".")], "temporary files left behind"
+
+    long = datasets.load_dataset(
+        "parquet", data_files=str(out / "long.parquet"), split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert long.num_rows == 2 * 12 * 2
+    long_json = datasets.load_dataset(
+        "json", data_files=str(out / "long.jsonl"), split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert long_json.num_rows == long.num_rows
+    frame = long.to_pandas()
+    first = frame[(frame.model == "small") & (frame.unique_id == "sample/0")].sort_values("sample_index")
+    assert first.outcome.tolist() == ["wrong", "error"]
+    assert first.is_correct.tolist() == [False, False]
+    assert first.cost_usd.iloc[0] == pytest.approx((200 * 1 + 100 * 2) / 1e6)
+    assert first.cost_usd.iloc[1] == 0.0  # a failed request has no usage
+    assert first.error_type.isna().tolist() == [True, False]
+    assert first.error_type.iloc[1] == "timeout"
+    assert frame[frame.model == "org/large-1.5"].cost_usd.isna().all()  # no price given
+    # a problem lands on the same side for every model, and the side is the documented hash
+    sides = frame.groupby("unique_id").split.nunique()
+    assert (sides == 1).all()
+    assert set(frame.split) == {"train", "test"}
+    for uid, split in frame[["unique_id", "split"]].drop_duplicates().itertuples(index=False):
+        assert split == assign_split(uid, 0.3)
+
+    wide = datasets.load_dataset(
+        "parquet", data_files=str(out / "wide.parquet"), split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert wide.num_rows == 12
+    row = {r["unique_id"]: r for r in wide}["sample/1"]
+    assert row["small"] == pytest.approx(0.5)
+    assert row["small__k"] == 2
+    assert row["small__correct"] == 1
+    assert row["org/large-1.5"] == pytest.approx(1.0)
+    assert row["org/large-1.5__answered"] == 2
+    assert row["org/large-1.5__cost"] is None
+    assert row["small__cost"] == pytest.approx((200 + 200) / 1e6)
+    assert row["problem"].startswith("What is sample/1?")
+    # files are read in name order: large.jsonl names the category; the conflict was reported
+    assert row["category"] == "law"
+    assert any("another category" in warning for warning in result.report.warnings)
+    assert row["choices"] == ["one", "two"]
+    zero = {r["unique_id"]: r for r in wide}["sample/0"]
+    assert zero["small"] == 0.0
+    assert zero["small__answered"] == 1
+
+    wide_json = pd.read_json(out / "wide.jsonl", lines=True)
+    assert len(wide_json) == 12
+    wide_csv = pd.read_csv(out / "wide.csv")
+    assert list(wide_csv.columns[:8]) == [
+        "unique_id",
+        "dataset",
+        "category",
+        "split",
+        "is_mcq",
+        "problem",
+        "choices",
+        "answer_correct",
+    ]
+    assert json.loads(wide_csv.choices.iloc[0]) == ["one", "two"]
+    assert wide_csv.set_index("unique_id").loc["sample/3", "small"] == pytest.approx(0.5)
+    pd.testing.assert_series_equal(
+        pd.read_parquet(out / "wide.parquet").set_index("unique_id")["small"].sort_index(),
+        wide_csv.set_index("unique_id")["small"].sort_index(),
+    )
+
+
+def test_an_export_that_fails_leaves_earlier_files_alone(graded_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    run_report([graded_dir], export_dir=out)
+    before = (out / "wide.csv").read_bytes()
+    (graded_dir / "broken.jsonl").write_text('{"unique_id": "x", "responses": [{"index": 0}]}\n', encoding="utf-8")
+    with pytest.raises(GradeError, match="is not a graded results file"):
+        run_report([graded_dir / "broken.jsonl"], export_dir=out)
+    assert (out / "wide.csv").read_bytes() == before
+    assert not [path for path in out.iterdir() if path.name.startswith(".")]
+
+
+def test_plots_are_written(graded_dir: Path, tmp_path: Path) -> None:
+    result = run_report([graded_dir], price_flags=["small=0.1,0.2", "org/large-1.5=3,15"])
+    written = write_plots(result.report, tmp_path / "plots")
+    assert sorted(path.name for path in written) == [
+        "accuracy_by_category.png",
+        "accuracy_vs_cost.png",
+        "pass_at_k.png",
+    ]
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        assert len(data) > 10_000
+
+
+def test_plots_without_prices_use_tokens(graded_dir: Path, tmp_path: Path) -> None:
+    result = run_report([graded_dir], plots_dir=tmp_path / "plots")
+    assert {path.name for path in result.written} == {
+        "accuracy_by_category.png",
+        "accuracy_vs_cost.png",
+        "pass_at_k.png",
+    }
+    assert all(path.stat().st_size > 10_000 for path in result.written)
+
+
+def test_prices_from_files_and_flags(graded_dir: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "prices.toml"
+    toml.write_text('[prices]\nsmall = { input = 1, output = 2 }\n"org/large-1.5" = [3, 15]\n', encoding="utf-8")
+    report = run_report([graded_dir], prices_file=toml, price_flags=["small=2,4"]).report
+    costs = {model.model: model.price for model in report.models}
+    assert costs == {"small": Price(2.0, 4.0), "org/large-1.5": Price(3.0, 15.0)}
+    assert report.unpriced == []
+    with pytest.raises(ConfigError, match="--price 'small=1'"):
+        run_report([graded_dir], price_flags=["small=1"])
