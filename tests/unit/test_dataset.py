@@ -635,3 +635,51 @@ def test_hub_unreachable_and_not_cached(tmp_path: Path, name: str) -> None:
     message, hint = result.stdout.strip().split("\n")
     assert message.startswith(f"cannot load {name} (")
     assert "--dataset path/to/file.jsonl" in hint and ".to_json(" in hint
+
+
+# A cache laid out as `datasets` leaves it after a download (<cache>/<org>___<name>/default/0.0.0/<hash>/), built
+# from real rows with the `datasets` JSON builder: the built-ins must load from it with the Hub offline.
+_MAKE_CACHE_AND_LOAD = """
+import json, os, shutil, sys
+from datasets.packaged_modules.json.json import Json
+repo, rows_path, name = sys.argv[1:4]
+root = os.environ["HF_DATASETS_CACHE"]
+builder = Json(cache_dir=root, dataset_name=repo.split("/")[1], data_files={"test": rows_path}, hash="0123abcd")
+builder.download_and_prepare()
+built = os.path.join(root, builder.dataset_name)
+[config] = os.listdir(built)
+target = os.path.join(root, repo.split("/")[0] + "___" + builder.dataset_name, "default")
+shutil.move(os.path.join(built, config), target)
+from llmrouter_collect.dataset import load_problems
+print(json.dumps([problem.to_record_fields() for problem in load_problems([name])]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "repo", "rows", "mapper"),
+    [
+        ("math500", "HuggingFaceH4/MATH-500", MATH500_ROWS, map_math500_row),
+        ("mmlu_pro", "TIGER-Lab/MMLU-Pro", MMLU_PRO_ROWS, map_mmlu_pro_row),
+    ],
+)
+def test_builtin_loads_from_the_cache_with_the_hub_offline(
+    tmp_path: Path, name: str, repo: str, rows: list[dict[str, Any]], mapper: Any
+) -> None:
+    rows_path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _MAKE_CACHE_AND_LOAD, repo, str(rows_path), name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == [mapper(row).to_record_fields() for row in rows]
+    assert {record["dataset"] for record in loaded} == {name}
