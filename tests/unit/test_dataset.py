@@ -288,7 +288,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 
 
 def test_parquet_written_by_pandas(tmp_path: Path) -> None:
-    pandas = pytest.importorskip("pandas")
+    import pandas  # a dev dependency
     path = tmp_path / "frame.parquet"
     # an int column with nulls becomes float64 in pandas: 1.0 must read as index 1
     pandas.DataFrame(UNIFIED_ROWS).to_parquet(path)
@@ -309,7 +309,7 @@ def test_csv_round_trip(tmp_path: Path) -> None:
 
 
 def test_csv_written_by_pandas(tmp_path: Path) -> None:
-    pandas = pytest.importorskip("pandas")
+    import pandas  # a dev dependency
     path = tmp_path / "frame.csv"
     # pandas writes lists as Python literals (['a', 'b']) and nullable ints as 1.0
     pandas.DataFrame(UNIFIED_ROWS).to_csv(path, index=False)
