@@ -1,0 +1,203 @@
+"""`collect report` end to end through the CLI: formats, exports, plots, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from llmrouter_collect.cli import app
+
+runner = CliRunner()
+
+# unique_id → (category, outcomes of model "tiny", outcomes of model "org/big")
+PROBLEMS = {
+    "test/algebra/1.json": ("Algebra", ["correct", "wrong", "correct"], ["correct", "correct", "correct"]),
+    "test/algebra/2.json": ("Algebra", ["wrong", "wrong", "error"], ["correct", "wrong", "unparsed"]),
+    "test/geometry/3.json": ("Geometry", ["truncated", "wrong", "wrong"], ["wrong", "wrong", "wrong"]),
+    "test/geometry/4.json": ("Geometry", ["correct", "correct", "unparsed"], ["wrong", "correct", "wrong"]),
+}
+
+
+def graded_record(model: str, uid: str, category: str, outcomes: list[str]) -> dict[str, Any]:
+    """A graded MATH-500 style record; wrong answers are all `7` so both models can agree on it."""
+    responses = []
+    for index, outcome in enumerate(outcomes):
+        failed = outcome == "error"
+        answer = {"correct": "\\frac{1}{2}", "wrong": "7"}.get(outcome)
+        responses.append(
+            {
+                "index": index,
+                "full_response": None if failed else f"... so the answer is $\\boxed{{{answer}}}$.",
+                "reasoning_content": None,
+                "finish_reason": None if failed else ("length" if outcome == "truncated" else "stop"),
+                "usage": None
+                if failed
+                else {"prompt_tokens": 120, "completion_tokens": 300 if model == "tiny" else 900},
+                "latency_s": None if failed else 1.5 + index,
+                "obtained_via": "n=3",
+                "created_at": "2026-01-01T00:00:00.000+00:00",
+                "error": {"type": "http_status", "status": 503, "message": "overloaded"} if failed else None,
+                "extracted_answer": answer,
+                "is_correct": outcome == "correct",
+                "outcome": outcome,
+                "extraction_rule": "boxed" if answer else None,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "unique_id": uid,
+        "problem": "Compute $\\frac{2}{4}$.",
+        "is_mcq": False,
+        "choices": None,
+        "choice_index_correct": None,
+        "explanation_correct": None,
+        "answer_correct": "\\frac{1}{2}",
+        "category": category,
+        "dataset": "math500",
+        "model": model,
+        "api_base": "http://127.0.0.1:8000/v1",
+        "endpoint": "chat",
+        "generation": {"temperature": 0.7, "top_p": None, "max_tokens": 1024, "seed": None, "stop": []},
+        "prompt_fingerprint": "sha256:0",
+        "k_requested": 3,
+        "attempts": 1,
+        "created_at": "2026-01-01T00:00:00.000+00:00",
+        "updated_at": "2026-01-01T00:00:00.000+00:00",
+        "extractor_version": "1",
+        "responses": responses,
+    }
+
+
+@pytest.fixture
+def graded_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "processed_results"
+    directory.mkdir()
+    for model, position, name in [("tiny", 1, "tiny.jsonl"), ("org/big", 2, "big.jsonl")]:
+        records = [
+            graded_record(model, uid, spec[0], spec[position])  # type: ignore[arg-type]
+            for uid, spec in PROBLEMS.items()
+        ]
+        (directory / name).write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    return directory
+
+
+def test_table_output_shows_models_categories_and_router_view(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "--price", "tiny=0.1,0.4", "--price", "org/big=2,8"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for text in ["Accuracy", "tiny", "org/big", "Algebra", "Geometry", "Router view", "oracle", "category router"]:
+        assert text in out
+    # tiny: 4 correct of 12 samples
+    assert "33.3" in out
+    assert "Unsolved by every model: 1 of 4" in out
+    assert "test/geometry/3.json" in out
+
+
+def test_json_output_parses_and_has_every_number(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    models = {model["model"]: model for model in data["models"]}
+    tiny = models["tiny"]["overall"]
+    assert tiny["accuracy"] == pytest.approx(4 / 12)
+    assert tiny["accuracy_answered"] == pytest.approx(4 / 11)
+    assert tiny["counts"] == {"correct": 4, "wrong": 5, "unparsed": 1, "truncated": 1, "error": 1}
+    assert set(tiny["pass_at"]) == {"1", "2", "3"}
+    assert data["router"]["common_problems"] == 4
+    assert [item["unique_id"] for item in data["router"]["agreed_wrong"]] == ["test/geometry/3.json"]
+    assert data["router"]["agreed_wrong"][0]["answer"] == "7"
+
+
+def test_csv_output_parses(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "-f", "csv", "--price", "tiny=0.1,0.4"])
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    model_rows = [row for row in rows if row["kind"] == "model"]
+    assert {(row["model"], row["group"]) for row in model_rows} == {
+        (model, group) for model in ("tiny", "org/big") for group in ("ALL", "Algebra", "Geometry")
+    }
+    tiny = next(row for row in model_rows if row["model"] == "tiny" and row["group"] == "ALL")
+    assert float(tiny["accuracy"]) == pytest.approx(4 / 12)
+    assert float(tiny["error_rate"]) == pytest.approx(1 / 12)
+    assert float(tiny["cost_total"]) == pytest.approx((11 * 120 * 0.1 + 11 * 300 * 0.4) / 1e6)
+    big = next(row for row in model_rows if row["model"] == "org/big" and row["group"] == "ALL")
+    assert big["cost_total"] == ""
+    assert [row["model"] for row in rows if row["kind"] == "router"][-1].startswith("oracle")
+
+
+def test_markdown_output(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "--format", "markdown"])
+    assert result.exit_code == 0, result.stderr
+    assert "### Accuracy (all problems; %)" in result.stdout
+    assert "| model | problems | k |" in result.stdout
+    assert "| --- | ---: |" in result.stdout
+
+
+def test_export_and_plots_from_the_cli(graded_dir: Path, tmp_path: Path) -> None:
+    export, plots = tmp_path / "router_data", tmp_path / "plots"
+    result = runner.invoke(
+        app, ["report", str(graded_dir), "--export", str(export), "--plots", str(plots), "-f", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)  # the file list goes to stderr, so stdout stays valid JSON
+    assert "wrote" in result.stderr
+    assert {path.name for path in export.iterdir()} == {
+        "long.parquet",
+        "long.jsonl",
+        "wide.parquet",
+        "wide.jsonl",
+        "wide.csv",
+    }
+    assert all(path.stat().st_size > 0 for path in plots.glob("*.png"))
+    assert len(list(plots.glob("*.png"))) == 3
+
+
+def test_a_file_that_is_not_graded_exits_with_a_clear_message(graded_dir: Path, tmp_path: Path) -> None:
+    record = graded_record("tiny", "test/algebra/1.json", "Algebra", ["correct"])
+    for response in record["responses"]:
+        for key in ("outcome", "is_correct", "extracted_answer", "extraction_rule"):
+            del response[key]
+    raw = tmp_path / "tiny_math500.jsonl"
+    raw.write_bytes(orjson.dumps(record) + b"\n")
+    result = runner.invoke(app, ["report", str(raw)])
+    assert result.exit_code == 1
+    assert "is not a graded results file" in result.stderr
+    assert "collect extract" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "xml"], "invalid --format 'xml'"),
+        (["--price", "tiny"], "invalid --price 'tiny'"),
+        (["--price", "tiny=a,b"], "input price 'a' is not a non-negative number"),
+        (["--test-fraction", "1.5"], "invalid --test-fraction"),
+    ],
+)
+def test_bad_flags_exit_with_a_clear_message(graded_dir: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), *args])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_prices_file_names_the_file_and_row(graded_dir: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text("model,input,output\ntiny,0.1,0.4\norg/big,2,-1\n", encoding="utf-8")
+    result = runner.invoke(app, ["report", str(graded_dir), "--prices", str(prices)])
+    assert result.exit_code == 1
+    assert f"--prices {prices}, row 3: output price '-1'" in result.stderr
+
+
+def test_a_missing_path_exits_with_a_clear_message(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path / "missing")])
+    assert result.exit_code == 1
+    assert "no such file or directory" in result.stderr
