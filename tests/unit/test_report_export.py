@@ -135,6 +135,7 @@ def test_exports_load_with_datasets_and_pandas(
     zero = {r["unique_id"]: r for r in wide}["sample/0"]
     assert zero["small"] == 0.0
     assert zero["small__answered"] == 1
+    assert zero["small__errors"] == 1
 
     wide_json = pd.read_json(out / "wide.jsonl", lines=True)
     assert len(wide_json) == 12

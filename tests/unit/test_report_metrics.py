@@ -82,9 +82,7 @@ def test_mean_pass_at_k_skips_problems_with_fewer_samples() -> None:
         ([("1/2", True), ("\\frac{1}{2}", True), ("3", False)], False, 1.0, None),
     ],
 )
-def test_majority_vote(
-    votes: list[tuple[str | None, bool]], is_mcq: bool, score: float, wrong: str | None
-) -> None:
+def test_majority_vote(votes: list[tuple[str | None, bool]], is_mcq: bool, score: float, wrong: str | None) -> None:
     assert majority_vote(votes, is_mcq=is_mcq) == (score, wrong)
 
 

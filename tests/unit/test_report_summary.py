@@ -109,8 +109,8 @@ def test_model_numbers_by_hand(graded_dir: Path) -> None:
     assert (alpha.problems, alpha.responses, alpha.k) == (5, 15, 3)
     assert alpha.counts == {"correct": 4, "wrong": 8, "unparsed": 1, "truncated": 1, "error": 1}
     assert alpha.accuracy == pytest.approx(4 / 15)
-    # the failed request is left out of accuracy over answered responses; unparsed/truncated stay in
-    assert alpha.accuracy_answered == pytest.approx(4 / 14)
+    # accuracy over answered responses leaves out the failed request, the unparsed and the truncated one
+    assert alpha.accuracy_answered == pytest.approx(4 / 12)
     assert alpha.rates["error"] == pytest.approx(1 / 15)
     assert alpha.rates["unparsed"] == pytest.approx(1 / 15)
     assert alpha.pass_at[1] == pytest.approx(4 / 15)
@@ -122,7 +122,7 @@ def test_model_numbers_by_hand(graded_dir: Path) -> None:
 
     assert beta.counts == {"correct": 5, "wrong": 7, "unparsed": 1, "truncated": 0, "error": 2}
     assert beta.accuracy == pytest.approx(5 / 15)
-    assert beta.accuracy_answered == pytest.approx(5 / 13)
+    assert beta.accuracy_answered == pytest.approx(5 / 12)
     assert beta.pass_at[2] == pytest.approx((1 + 2 / 3 + 2 / 3 + 0 + 0) / 5)
     # p2 is a three-way tie (B, correct, C) worth 1/3; p3 has one vote, correct, beside two failed requests
     assert beta.majority == pytest.approx((1 + 1 / 3 + 1 + 0 + 0) / 5)

@@ -51,7 +51,7 @@ LONG_SCHEMA = pa.schema(
 )
 """Columns of the long table, one row per (model, unique_id, sample_index)."""
 
-WIDE_SUFFIXES = ("__k", "__correct", "__answered", "__completion_tokens", "__cost")
+WIDE_SUFFIXES = ("__k", "__correct", "__answered", "__errors", "__completion_tokens", "__cost")
 """Per-model columns of the wide matrix beside `<model>` (the fraction correct, c/k)."""
 
 
@@ -253,6 +253,7 @@ class Exporter:
                 per_model[name + "__k"].append(result.samples)
                 per_model[name + "__correct"].append(result.correct)
                 per_model[name + "__answered"].append(result.answered)
+                per_model[name + "__errors"].append(result.errors)
                 per_model[name + "__completion_tokens"].append(result.completion_tokens / result.samples)
                 per_model[name + "__cost"].append(
                     price.cost(result.prompt_tokens, result.completion_tokens) / result.samples
@@ -275,6 +276,7 @@ class Exporter:
                 (name + "__k", pa.int32()),
                 (name + "__correct", pa.int32()),
                 (name + "__answered", pa.int32()),
+                (name + "__errors", pa.int32()),
                 (name + "__completion_tokens", pa.float64()),
                 (name + "__cost", pa.float64()),
             ]

@@ -67,7 +67,9 @@ class ProblemResult:
     samples: int
     correct: int
     answered: int
-    """Samples whose request did not fail."""
+    """Samples with a final answer (correct or wrong)."""
+    errors: int
+    """Samples whose request failed."""
     prompt_tokens: int
     completion_tokens: int
     majority: float
@@ -341,14 +343,17 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     if stats is None:
         stats = data.groups[group] = GroupStats()
 
-    correct = answered = prompt = completion = reasoning = 0
+    correct = answered = errors = prompt = completion = reasoning = 0
     for response in responses:
         outcome = response["outcome"]
         stats.outcomes[outcome] += 1
         if outcome == "correct":
             correct += 1
-        if outcome != "error":
+        if outcome in ("correct", "wrong"):
             answered += 1
+        if outcome == "error":
+            errors += 1
+        else:
             latency = response.get("latency_s")
             if isinstance(latency, int | float) and not isinstance(latency, bool):
                 stats.latencies.append(float(latency))
@@ -372,6 +377,7 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
         samples=samples,
         correct=correct,
         answered=answered,
+        errors=errors,
         prompt_tokens=prompt,
         completion_tokens=completion,
         majority=score,

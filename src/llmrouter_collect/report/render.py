@@ -78,7 +78,7 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
         rows=[],
         notes=[
             "accuracy: correct / all responses (errors, unparsed and truncated count as not correct); "
-            "answered: correct / responses whose request did not fail",
+            "answered: correct / (correct + wrong), over responses with a final answer",
             "pass@k: unbiased estimator at the model's k; maj@k: majority vote over extracted answers, "
             "a tie that includes the correct answer scores 1/(answers tied)",
         ],

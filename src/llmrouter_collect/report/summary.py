@@ -30,7 +30,7 @@ class GroupSummary:
     ci_low: float | None
     ci_high: float | None
     accuracy_answered: float | None
-    """Correct responses over responses whose request did not fail."""
+    """Correct over correct + wrong: only responses with a final answer (no failed, unparsed or truncated)."""
     pass_at: dict[int, float | None]
     """pass@k' for k' = 1..k, each averaged over the problems with at least k' samples."""
     majority: float | None
@@ -94,7 +94,7 @@ def summarize_group(
     k = max((n for n, _ in stats.clusters), default=0)
     interval = clustered_interval(stats.clusters, confidence)
     correct = stats.outcomes["correct"]
-    answered = stats.responses - stats.outcomes["error"]
+    answered = correct + stats.outcomes["wrong"]
     responses = stats.responses
     cost_total = price.cost(stats.prompt_tokens, stats.completion_tokens) if price is not None else None
     return GroupSummary(
