@@ -80,7 +80,7 @@ def extract_math_answer(text: str, *, allow_last_sentence: bool = True) -> Found
             value = raw.strip('"')
         if value:
             return Found(value, "json_answer")
-    if allow_last_sentence:
+    if allow_last_sentence and not _unclosed_box(text):
         return _last_sentence_number(text)
     return None
 
@@ -106,6 +106,15 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
             if depth == 0:
                 return text[start + 1 : index], index + 1
     return None
+
+
+def _unclosed_box(text: str) -> bool:
+    """True when the text ends inside a `\\boxed{` (cut off while writing its answer)."""
+    match = _last(_BOX, text)
+    if match is None:
+        return False
+    start = text.find("{", match.end())
+    return start >= 0 and _braced(text, start) is None
 
 
 def _last_boxed(text: str) -> tuple[int, Found] | None:
@@ -265,6 +274,7 @@ def normalize(answer: str, *, strip_assignment: bool = True) -> Normal:
     # Trailing unit words after a number: "45 dollars", "12 cm^2".
     text = re.sub(r"^([-+]?[\d.,/]+)\s*" + _UNIT_WORDS + r"(?:\s*\^?\s*\{?[23]\}?)?\s*$", r"\1", text,
                   flags=re.IGNORECASE)
+    text = re.sub(r"^([-+]?[\d.,/]+)\s+[a-zA-Z]{2,}(?:[\s-]+[a-zA-Z]{2,}){0,2}\s*$", r"\1", text)  # "6 place"
     # A leading variable: "x = 3", "x \in [1, 2]".
     if strip_assignment:
         assignment = re.match(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*(?:=|\\in)\s*(?P<rhs>[^=]+)$", text)

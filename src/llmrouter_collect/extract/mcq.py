@@ -221,7 +221,7 @@ def _last_line(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
     if lone and lone.group("letter") in valid and (len(last.strip()) <= 4 or "(" in last):
         found.append(Choice(lone.group("letter"), "last_line", position))
     tail = re.search(r"\((?P<letter>[A-Z]{1,2})\)\s*\.?\s*$", last)
-    listed = tail and re.search(r"(?:,|\band|\bor|/|&)\s*$", last[: tail.start()])
+    listed = tail and re.search(r"(?:,|\band|\bor|/|&|\bnot|n't)\s*$", last[: tail.start()])
     if tail and tail.group("letter") in valid and not lone and not listed:
         found.append(Choice(tail.group("letter"), "last_line", position + tail.start()))
     lead = _LEAD.match(last)

@@ -1,0 +1,141 @@
+"""MCQ letter extraction: real model outputs (MMLU-Pro, several models and prompt styles) → the committed letter."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmrouter_collect.extract.mcq import extract_choice, gold_letter
+
+TEN = [f"option {i}" for i in range(10)]  # A–J
+FOUR = ["Savers", "Creditors", "Borrowers", "Retirees"]  # A–D
+TAX = ["$218.40", "$220.00", "$234.00", "$210.00", "$225.60", "$200.00", "$246.40", "$232.20", "$198.00", "$204.00"]
+
+# (response text, choices, expected letter, expected rule); None letter = no answer.
+CASES = [
+    # --- the official format and its variants
+    (" We refer to Wikipedia articles on taxation for help. The tax rate is $2.80 per $100. Multiply the tax rate "
+     "by the number of $100s in the assessed value. $2.80 x 78 = $218.40. The answer is (A).\n\n", TAX, "A",
+     "answer_is"),
+    ("Plugging these values into the formula, we get Property Tax = $7,800 x $2.80/100 = $218.40. However, since "
+     "the options do not include a decimal, the closest option is $218.40 rounded to the nearest whole number, "
+     "which is $218. Therefore, the answer is (A).\n\n", TAX, "A", "answer_is"),
+    ("Let's think step by step. ... the answer is C", TEN, "C", "answer_is"),
+    ("The answer is **(J)**", TEN, "J", "answer_is"),
+    ("Answer: C", TEN, "C", "answer_is"),
+    ("**Answer:** (H)", TEN, "H", "answer_is"),
+    ("**Final Answer:** The final answer is **(E)**.", TEN, "E", "answer_is"),
+    ("After checking each option, the correct option is G.", TEN, "G", "answer_is"),
+    ("Thus the correct answer is: **B**", TEN, "B", "answer_is"),
+    ("Therefore, the molecular formula of the compound is B2H6, or answer (F).\n\n", TEN, "F", "answer_is"),
+    ("so the final answer is $\\boxed{D}$", TEN, "D", "boxed"),
+    ("We conclude \\boxed{I}.", TEN, "I", "boxed"),
+    ("Over time, shrubs and trees can grow in the soil created by the mosses. The correct sequence is (C).\n\n",
+     TEN, "C", "correct_is"),
+    ("Comparing the options, (D) is correct because the premium shrinks the yield.", TEN, "D", "is_correct"),
+    # --- the last committed answer wins over letters met while reasoning
+    ("Option A is too small and option B ignores the fee. Initially I thought the answer is (B), but rechecking "
+     "the arithmetic, the answer is (E).", TEN, "E", "answer_is"),
+    ("(A) is wrong since savers lose. (C) borrowers gain.\nThe answer is (C).", FOUR, "C", "answer_is"),
+    # --- answers given by the last line alone
+    ("The police officer did not have a warrant to search the house, and the teenager did not have the authority "
+     "to consent. The motion to suppress should be granted. (G)", TEN, "G", "last_line"),
+    ("The term that describes the differences in timing of physical changes that are found in children "
+     "belonging to different cohorts is (A).\n\n", TEN, "A", "last_line"),
+    ("Reasoning about inflation...\n\n(B) Creditors", FOUR, "B", "option_line"),
+    ("Reasoning about inflation...\n\nC. Borrowers", FOUR, "C", "option_line"),
+    ("Reasoning...\n\n**C**", FOUR, "C", "bold"),
+    ("Reasoning...\n\n**(B) Creditors**", FOUR, "B", "bold"),
+    # --- option text restated instead of a letter
+    ("The property tax is $7,800 / 100 x $2.80. The answer is $218.40.", TAX, "A", "option_text"),
+    ("The group that benefits is borrowers. The answer is Borrowers.", FOUR, "C", "option_text"),
+    # --- HTML entities in the text
+    ("Because A &amp; B both fail, the answer is (D).", TEN, "D", "answer_is"),
+    # --- a run of answers to other questions after the reasoned answer: the reasoned answer counts
+    (" Hierarchical structures are not known for their quick response to change. The answer is (C).\n\n"
+     "Answer: The answer is (C).\n\nAnswer: The answer is (G).\n\nAnswer: The answer is (F).\n\n"
+     "Answer: The answer is (H).\n\n- answer: The answer is (G).\n\n\nExplanation: In contrast to boycotts, "
+     "buycotts aim to reward favourable behaviour by companies.", TEN, "C", "answer_is"),
+    # --- one answer per few-shot question: the last line answers the last (our) question
+    ("The answer is (B)\nThe answer is (I)\nThe answer is (C)\nThe answer is (I)\nThe answer is (A)\n"
+     "The answer is (E)\n", TEN, "E", "answer_is"),
+    # --- an invented follow-up question is cut off
+    ("The answer is (B).\n\nQuestion: Which of the following is a prime number?\nOptions: ...\nAnswer: Let's think "
+     "step by step. The answer is (D).", TEN, "B", "answer_is"),
+    ("The answer is (A).\nQ: What is 2+2?\nA: The answer is (C).", TEN, "A", "answer_is"),
+]
+
+NOT_ANSWERS = [
+    # several different answers at once
+    ("The presence of red flags heightens an auditor's concern about fraudulent financial reporting. "
+     "The answer is (D) and (I).\n\n", TEN, "several_answers"),
+    ("The answer is (A), (D), and (I).", TEN, "several_answers"),
+    ("Therefore, the correct answer is: G, H, I (Neutron activation analysis, X-ray fluorescence, Mass "
+     "spectrometry).\n\n", TEN, "several_answers"),
+    ("However, it is not known for quick response to change, high flexibility, or easy to manage. "
+     "The answer is (C) or (F).\n\n", TEN, "several_answers"),
+    ("Reasoning...\n\n**A** or **D**", FOUR, "several_answers"),
+    # a letter outside the choices
+    ("Therefore, none of the given options will cause a fall in potential GDP. The answer is (I) None of the "
+     "above.\n\n", ["a", "b", "c", "d", "e", "f", "g", "h"], None),
+    ("The answer is (E).", FOUR, None),
+    # stray capitals and words, refusals, truncation
+    ("I cannot definitively answer which color is *not* available.  Therefore, I cannot provide a confident "
+     "answer.\n", TEN, None),
+    ("Vitamin D and calcium help. Type A personalities are prone to stress. X-rays are used in imaging.", TEN,
+     None),
+    ("The number of molecules is 9.15 × 10^5 moles × 6.022 × 10^23 molecules/mole = 5.5 × 10^29 molecules. "
+     "The answer is (", TEN, None),
+    ("The answer is not listed among the options.\n\n", TEN, None),
+    ("He was Batman's butler. The answer is (not listed).\n\n", TEN, None),
+    ("The patient has a history of smoking. The patient has a history of smoking. The patient has a history of",
+     TEN, None),
+    ("The answer is I think (B)", TEN, "answer_is"),  # the pronoun "I" is no answer; (B) is
+    ("The answer is not (C).", TEN, None),
+    ("Option C is incorrect because the rate is annual.", TEN, None),
+    ("", TEN, None),
+]
+
+
+@pytest.mark.parametrize(("text", "choices", "letter", "rule"), CASES)
+def test_committed_letter_is_found(text: str, choices: list[str], letter: str, rule: str) -> None:
+    found = extract_choice(text, choices)
+    assert found is not None
+    assert (found.letter, found.rule) == (letter, rule)
+
+
+@pytest.mark.parametrize(("text", "choices", "rule"), NOT_ANSWERS)
+def test_no_guessing(text: str, choices: list[str], rule: str | None) -> None:
+    found = extract_choice(text, choices)
+    if rule == "answer_is":  # the pronoun case: the real answer after it is taken
+        assert found is not None and found.letter == "B"
+    elif rule is None:
+        assert found is None
+    else:
+        assert found is not None and found.letter is None and found.rule == rule
+
+
+def test_letters_beyond_j() -> None:
+    choices = [f"option {i}" for i in range(14)]
+    found = extract_choice("Of the fourteen options the answer is (M).", choices)
+    assert found is not None and found.letter == "M"
+    assert extract_choice("The answer is (N).", choices[:13]) is None
+
+
+def test_very_long_repetition_is_bounded() -> None:
+    text = "The rate of translation is determined by the number of ribosomes. " * 5000 + "The answer is (B)."
+    found = extract_choice(text, TEN)
+    assert found is not None and found.letter == "B"
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"choice_index_correct": 0, "choices": TAX, "answer_correct": "$218.40"}, "A"),
+        ({"choice_index_correct": 9, "choices": TEN, "answer_correct": "option 9"}, "J"),
+        ({"choice_index_correct": None, "choices": TAX, "answer_correct": "$234.00"}, "C"),  # option text
+        ({"choice_index_correct": None, "choices": FOUR, "answer_correct": "B"}, "B"),  # a letter (old files)
+        ({"choice_index_correct": None, "choices": FOUR, "answer_correct": "Nobody"}, None),
+    ],
+)
+def test_gold_letter(record: dict[str, object], expected: str | None) -> None:
+    assert gold_letter(record) == expected
