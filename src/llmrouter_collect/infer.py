@@ -313,7 +313,7 @@ class _Engine:
             try:
                 reply = await self.client.generate(prompt, self.params, n)
             except RequestFailed as failure:
-                if failure.status == 400 and n > 1 and self.n_supported:
+                if failure.status == 400 and n > 1:
                     probing_n = True  # maybe the server does not take n>1: try once with n=1
                     continue
                 self._fail(problem_run, failure, remaining, n)
