@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,9 @@ def money(value: float | None) -> str:
         return f"${value:.2f}"
     if value == 0:
         return "$0"
-    return f"${value:#.3g}"
+    # three significant digits, never in exponent notation: $0.0000548, $0.00131, $0.405
+    decimals = max(2, 2 - math.floor(math.log10(value)))
+    return f"${value:.{decimals}f}"
 
 
 def seconds(value: float | None) -> str:
@@ -356,7 +359,7 @@ def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
         table = Table(title=section.title, title_justify="left", title_style="bold", header_style="bold cyan")
         for index, column in enumerate(section.columns):
             numeric = index > 0 and all(_looks_numeric(row[index]) for row in section.rows)
-            table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+            table.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=index == 0)
         for r, row in enumerate(section.rows):
             styled = [Text(cell, style="bold green" if (r, c) in section.bold else "") for c, cell in enumerate(row)]
             table.add_row(*styled, end_section=(r + 1) in section.rule_before)
