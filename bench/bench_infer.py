@@ -51,9 +51,7 @@ def make_dataset(path: Path, count: int, seed: int = 0) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(count):
             category = _SUBJECTS[i % len(_SUBJECTS)]
-            words = " ".join(
-                rng.choice(["value", "sum", "angle", "price", "force", "rate", "term"]) for _ in range(40)
-            )
+            words = " ".join(rng.choice(["value", "sum", "angle", "price", "force", "rate", "term"]) for _ in range(40))
             if i % 2 == 0:
                 choices = [f"option {j} for problem {i}: {rng.randint(0, 10**6)}" for j in range(10)]
                 correct = rng.randrange(10)
@@ -292,9 +290,7 @@ def capture_bodies(
         argv = collect_argv(collect, dataset, out, k, concurrency, server.url)
         result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
         if result.returncode != 0:
-            raise SystemExit(
-                f"warm-up `collect infer` failed ({result.returncode}):\n{result.stderr[-2000:]}"
-            )
+            raise SystemExit(f"warm-up `collect infer` failed ({result.returncode}):\n{result.stderr[-2000:]}")
     finally:
         server.stop()
     return read_bodies(record)
@@ -327,17 +323,11 @@ def summarize(runs: list[Run], n: int, k: int, concurrency: int, latency: float)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with --reference, one reference loop) and print the figures."""
-    parser = argparse.ArgumentParser(
-        description="collect infer vs. a bare aiohttp loop, on a fast local server."
-    )
+    parser = argparse.ArgumentParser(description="collect infer vs. a bare aiohttp loop, on a fast local server.")
     parser.add_argument("--n", type=int, default=2000, help="problems (default 2000)")
     parser.add_argument("--k", type=int, default=5, help="responses per problem, sent as n=k (default 5)")
-    parser.add_argument(
-        "--settings", default="64:0.05,256:0.2", help="C:latency pairs (default 64:0.05,256:0.2)"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="timed runs per client and setting (default 3)"
-    )
+    parser.add_argument("--settings", default="64:0.05,256:0.2", help="C:latency pairs (default 64:0.05,256:0.2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per client and setting (default 3)")
     parser.add_argument("--collect", default=None, help="the collect executable (default: next to python)")
     parser.add_argument("--reference-only", action="store_true", help="skip collect; synthetic bodies")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -375,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         bodies.write_bytes(b"".join(p.encode() + b"\t" + b + b"\n" for p, b in pairs))
         python = sys.version.split()[0]
         print(f"# N={args.n} k={args.k} repeats={args.repeats} cores={os.cpu_count()} python={python}")
+        print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work skews figures)")
         print(f"# bodies: {'captured from collect infer' if use_collect else 'synthetic'}, "
               f"mean {sum(len(b) for _, b in pairs) / max(1, len(pairs)):.0f} bytes")  # fmt: skip
         for concurrency, latency in settings:
@@ -399,13 +390,13 @@ def main(argv: list[str] | None = None) -> int:
                             f"span {run.span_s:.2f}s wall {run.wall_s:.2f}s "
                             f"own {run.own_elapsed_s or 0:.2f}s "
                             f"req {run.requests} samples {run.samples} cpu {run.cpu_s:.2f}s "
-                            f"server-cpu {run.server_cpu_s:.2f}s"
-                            + ("  " + "; ".join(run.notes) if run.notes else ""),
+                            f"server-cpu {run.server_cpu_s:.2f}s" + ("  " + "; ".join(run.notes) if run.notes else ""),
                             flush=True,
                         )
             finally:
                 server.stop()
             report(runs, args.n, args.k, concurrency, latency)
+            print(f"# load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
             all_runs[f"{concurrency}:{latency}"] = [vars(r) for rs in runs.values() for r in rs]
         if args.json:
             args.json.write_text(json.dumps(all_runs, indent=1))
@@ -443,7 +434,7 @@ def report(runs: dict[str, list[Run]], n: int, k: int, concurrency: int, latency
         print(
             f"collect/aiohttp: {c['req_per_s'] / r['req_per_s']:.2f} (server-side span), "
             f"{c['wall_req_per_s'] / r['wall_req_per_s']:.2f} (whole command), "
-            f"{(r['own_s'] / c['own_s']) if c['own_s'] == c['own_s'] else float('nan'):.2f} (own elapsed)\n"
+            f"{(r['own_s'] / c['own_s']) if c['own_s'] == c['own_s'] else float('nan'):.2f} (own elapsed)"
         )
 
 
