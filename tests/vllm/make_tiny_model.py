@@ -62,7 +62,7 @@ def main(out_dir: str) -> None:
         num_attention_heads=2,
         num_key_value_heads=2,
         head_dim=64,
-        max_position_embeddings=1024,
+        max_position_embeddings=2048,
         bos_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
