@@ -1,0 +1,163 @@
+"""Grading whole files: streaming merge, torn lines, directories, atomic output, time limits and the cache."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmrouter_collect.errors import GradeError
+from llmrouter_collect.extract import EXTRACTOR_VERSION
+from llmrouter_collect.extract.runner import FileFailure, FileSummary, grade_file, grade_path, plan
+
+CHOICES = ["$218.40", "$220.00", "$234.00", "$210.00"]
+
+
+def mcq_record(uid: str, texts: list[str | None], *, category: str = "business", **extra: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1, "unique_id": uid, "problem": "How much tax?", "is_mcq": True, "choices": CHOICES,
+        "choice_index_correct": 0, "explanation_correct": None, "answer_correct": "$218.40", "category": category,
+        "dataset": "mmlu_pro", "model": "m", "k_requested": len(texts), "attempts": 1,
+        "responses": [
+            {"index": i, "full_response": text, "finish_reason": "stop" if text is not None else None,
+             "error": None if text is not None else {"type": "http", "status": 500, "message": "boom"}}
+            for i, text in enumerate(texts)
+        ],
+        **extra,
+    }
+
+
+def math_record(uid: str, texts: list[str], gold: str = "\\frac{3}{4}", category: str = "Algebra") -> dict[str, Any]:
+    return {
+        "unique_id": uid, "problem": "p", "is_mcq": False, "choices": None, "choice_index_correct": None,
+        "explanation_correct": None, "answer_correct": gold, "category": category,
+        "responses": [{"full_response": text} for text in texts],  # the older, simpler format
+    }
+
+
+def write(path: Path, records: list[dict[str, Any]], tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records) + tail, encoding="utf-8")
+    return path
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_file_is_graded_beside_the_input_which_stays_untouched(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [
+        mcq_record("q1", ["The answer is (A).", "The answer is (B).", None]),
+        math_record("m1", ["So $\\boxed{0.75}$.", "#### 4", "no idea"]),
+    ])
+    before = source.read_bytes()
+    [summary] = list(grade_path(source, workers=1))
+    assert isinstance(summary, FileSummary)
+    assert summary.output == tmp_path / "run.graded.jsonl"
+    assert source.read_bytes() == before
+    graded = read(summary.output)
+    assert [r["extractor_version"] for r in graded] == [EXTRACTOR_VERSION] * 2
+    outcomes = [[resp["outcome"] for resp in record["responses"]] for record in graded]
+    assert outcomes == [["correct", "wrong", "error"], ["correct", "wrong", "unparsed"]]
+    first = graded[0]["responses"][0]
+    assert (first["extracted_answer"], first["is_correct"], first["extraction_rule"]) == ("A", True, "answer_is")
+    assert graded[0]["responses"][2]["is_correct"] is False
+    assert summary.counts == {"correct": 2, "wrong": 2, "error": 1, "unparsed": 1}
+    assert summary.accuracy == pytest.approx(2 / 6)
+    assert summary.answered_accuracy == pytest.approx(2 / 4)
+    assert set(summary.by_category) == {"business", "Algebra"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_file_being_written_merges_fragments_and_skips_the_torn_line(tmp_path: Path) -> None:
+    # A run in progress: problem q1 has two lines (a failed request, then a good one), the last line is torn.
+    first = mcq_record("q1", [None])
+    first["k_requested"] = 1
+    second = mcq_record("q1", ["The answer is (A)."])
+    torn = json.dumps(mcq_record("q2", ["The answer is (A)."]))[:40]
+    source = write(tmp_path / "live.jsonl", [first, second, mcq_record("q3", ["Answer: C"])], tail=torn)
+    before = source.read_bytes()
+    summary = grade_file(source, tmp_path / "out.jsonl", workers=1)
+    assert summary.torn_line == 4
+    assert source.read_bytes() == before
+    graded = read(tmp_path / "out.jsonl")
+    assert [r["unique_id"] for r in graded] == ["q1", "q3"]
+    assert [resp["outcome"] for resp in graded[0]["responses"]] == ["correct"]  # the error was replaced
+    assert summary.counts == {"correct": 1, "wrong": 1}
+
+
+def test_directory_mode_grades_every_results_file(tmp_path: Path) -> None:
+    runs = tmp_path / "inference_results"
+    runs.mkdir()
+    write(runs / "a.jsonl", [mcq_record("q1", ["The answer is (A)."])])
+    write(runs / "b.jsonl", [math_record("m1", ["\\boxed{3/4}"])])
+    write(runs / "a.graded.jsonl", [mcq_record("q1", ["The answer is (B)."])])  # an earlier output: skipped
+    (runs / "notes.txt").write_text("not results")
+    results = list(grade_path(runs, workers=1))
+    assert all(isinstance(result, FileSummary) for result in results)
+    out = tmp_path / "processed_results"
+    assert sorted(path.name for path in out.iterdir()) == ["a.graded.jsonl", "b.graded.jsonl"]
+    assert read(out / "b.graded.jsonl")[0]["responses"][0]["outcome"] == "correct"
+
+
+def test_directory_with_a_bad_file_still_grades_the_others(tmp_path: Path) -> None:
+    write(tmp_path / "good.jsonl", [mcq_record("q1", ["The answer is (A)."])])
+    (tmp_path / "dataset.jsonl").write_text(json.dumps({"unique_id": "x", "question": "q?"}) + "\n")
+    results = list(grade_path(tmp_path, tmp_path / "graded", workers=1))
+    failures = [result for result in results if isinstance(result, FileFailure)]
+    assert len(failures) == 1 and "looks like a dataset file" in failures[0].error.message
+    assert (tmp_path / "graded" / "good.graded.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("id,question\n1,what\n", "line 1 is not JSON"),
+        (json.dumps({"unique_id": "x", "question": "q"}) + "\n", "looks like a dataset file"),
+        (json.dumps([1, 2]) + "\n", "not a results file"),
+    ],
+)
+def test_not_a_results_file(tmp_path: Path, content: str, message: str) -> None:
+    source = tmp_path / "x.jsonl"
+    source.write_text(content)
+    with pytest.raises(GradeError, match=message):
+        list(grade_path(source))
+
+
+def test_paths_that_would_lose_data_are_refused(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [mcq_record("q1", ["Answer: A"])])
+    with pytest.raises(GradeError, match="is the input file"):
+        plan(source, source)
+    with pytest.raises(GradeError, match="input not found"):
+        plan(tmp_path / "missing.jsonl", None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GradeError, match="no results files"):
+        plan(tmp_path / "empty", None)
+    assert plan(source, tmp_path) == [(source, tmp_path / "run.graded.jsonl")]
+
+
+def test_pathological_answer_finishes_within_the_time_limit(tmp_path: Path) -> None:
+    source = write(tmp_path / "p.jsonl", [math_record("m1", [
+        "\\boxed{9^{9^{9^{9}}}}",
+        "\\boxed{10^{10^{10}} - 10^{10^{10}} + \\frac{3}{4}}",
+        "\\boxed{\\frac{3}{4}}",
+    ])])
+    started = time.monotonic()
+    summary = grade_file(source, tmp_path / "out.jsonl", workers=2, timeout=0.5)
+    assert time.monotonic() - started < 15
+    assert summary.timeouts >= 1
+    outcomes = [resp["outcome"] for resp in read(tmp_path / "out.jsonl")[0]["responses"]]
+    assert outcomes[0] == "wrong" and outcomes[2] == "correct"
+
+
+def test_identical_pairs_are_checked_once(tmp_path: Path) -> None:
+    texts = ["The result is $\\boxed{\\sqrt{2}/2}$."] * 4
+    source = write(tmp_path / "c.jsonl", [math_record("m1", texts, gold="\\frac{\\sqrt{2}}{2}"),
+                                           math_record("m2", texts, gold="\\frac{\\sqrt{2}}{2}")])
+    summary = grade_file(source, tmp_path / "out.jsonl", workers=2)
+    assert summary.symbolic_checks == 1
+    assert summary.cache_hits == 7
+    assert summary.counts == {"correct": 8}
