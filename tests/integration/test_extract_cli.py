@@ -1,0 +1,117 @@
+"""`collect extract` end to end through the CLI: outputs, summaries, tables, exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from llmrouter_collect.cli import app
+
+runner = CliRunner()
+
+
+def results_record(uid: str, category: str, texts: list[str | None], *, mcq: bool = True) -> dict[str, Any]:
+    responses = []
+    for i, text in enumerate(texts):
+        failed = text is None
+        responses.append({
+            "index": i, "full_response": text, "reasoning_content": None,
+            "finish_reason": None if failed else ("length" if text.endswith("...") else "stop"),
+            "usage": {"prompt_tokens": 10, "completion_tokens": 20, "reasoning_tokens": 0}, "latency_s": 0.5,
+            "obtained_via": "n=3", "created_at": "2026-01-01T00:00:00.000+00:00",
+            "error": {"type": "http", "status": 503, "message": "overloaded"} if failed else None,
+        })
+    problem = (
+        {"is_mcq": True, "choices": ["5 m/s", "10 m/s", "20 m/s", "40 m/s"], "choice_index_correct": 2,
+         "answer_correct": "20 m/s"}
+        if mcq else {"is_mcq": False, "choices": None, "choice_index_correct": None, "answer_correct": "1,450,000"}
+    )
+    return {
+        "schema_version": 1, "unique_id": uid, "problem": "q", **problem, "explanation_correct": None,
+        "category": category, "dataset": "sample", "model": "tiny", "api_base": "http://127.0.0.1:1/v1",
+        "endpoint": "chat", "generation": {"temperature": 0.7}, "prompt_fingerprint": "sha256:0",
+        "k_requested": len(texts), "attempts": 1, "created_at": "2026-01-01T00:00:00.000+00:00",
+        "updated_at": "2026-01-01T00:00:00.000+00:00", "responses": responses,
+    }
+
+
+def write_results(path: Path) -> Path:
+    records = [
+        results_record("p1", "physics", ["v = g t = 20 m/s. The answer is (C).", "The answer is (B).", None]),
+        results_record("p2", "physics", ["<think>g t = 20, so (C)...", "Answer: C", "Answer: (C)"]),
+        results_record("m1", "money", ["The total is 1450000 dollars.\n#### 1,450,000", "so far 12 + 5...", "$1.45"],
+                       mcq=False),
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_extract_writes_graded_file_and_prints_summary_and_tables(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "tiny_sample.jsonl")
+    result = runner.invoke(app, ["extract", "-i", str(source), "--by-category"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "tiny_sample.graded.jsonl"
+    graded = [json.loads(line) for line in out.read_text().splitlines()]
+    outcomes = [resp["outcome"] for record in graded for resp in record["responses"]]
+    assert outcomes == ["correct", "wrong", "error", "truncated", "correct", "correct", "correct", "truncated",
+                        "wrong"]
+    assert "accuracy 0.444 (4/9)" in result.stdout
+    assert "over answered 0.667 (4/6)" in result.stdout
+    assert "correct 4 · wrong 2 · unparsed 0 · truncated 2 · error 1" in result.stdout
+    assert "by category" in result.stdout and "physics" in result.stdout and "money" in result.stdout
+
+
+def test_extract_directory_with_output_dir(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write_results(runs / "a.jsonl")
+    write_results(runs / "b.jsonl")
+    result = runner.invoke(app, ["extract", "--input", str(runs), "--output", str(tmp_path / "graded")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "graded").iterdir()) == ["a.graded.jsonl", "b.graded.jsonl"]
+    assert result.stdout.count("9 responses to 3 problems") == 2
+
+
+def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["extract", "-i", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 1
+    assert "error: input not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_dataset_file_is_refused_with_a_hint(tmp_path: Path) -> None:
+    source = tmp_path / "problems.jsonl"
+    source.write_text(json.dumps({"unique_id": "a", "question": "2+2?", "answer_correct": "4"}) + "\n")
+    result = runner.invoke(app, ["extract", "-i", str(source)])
+    assert result.exit_code == 1
+    assert "is not a results file" in result.stderr and "collect infer" in result.stderr
+    assert not (tmp_path / "problems.graded.jsonl").exists()
+
+
+def test_one_bad_file_in_a_directory_fails_the_run_but_not_the_others(tmp_path: Path) -> None:
+    write_results(tmp_path / "good.jsonl")
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    result = runner.invoke(app, ["extract", "-i", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "broken.jsonl is not a results file" in result.stderr
+    assert "1 file(s) could not be graded" in result.stderr
+    assert (tmp_path / "out" / "good.graded.jsonl").exists()
+
+
+def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "r.jsonl")
+    before = source.read_bytes()
+    result = runner.invoke(app, ["extract", "-i", str(source), "-o", str(source)])
+    assert result.exit_code == 1
+    assert "is the input file" in result.stderr
+    assert source.read_bytes() == before
+
+
+def test_bad_workers_flag_names_the_flag(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "r.jsonl")
+    result = runner.invoke(app, ["extract", "-i", str(source), "--workers", "0"])
+    assert result.exit_code == 1
+    assert "--workers" in result.stderr
