@@ -258,6 +258,19 @@ def synthetic_bodies(dataset: Path, k: int) -> list[tuple[str, bytes]]:
 # --- driver ----------------------------------------------------------------------------------------------
 
 
+def startup_cost(argv: list[str], env: dict[str, str], repeats: int = 3) -> tuple[float, float]:
+    """Median wall and CPU seconds of a command that only starts up (imports) and exits."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=False)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def find_collect() -> str | None:
     """The `collect` executable next to this Python, or on PATH."""
     local = Path(sys.executable).with_name("collect")
@@ -368,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work skews figures)")
         print(f"# bodies: {'captured from collect infer' if use_collect else 'synthetic'}, "
               f"mean {sum(len(b) for _, b in pairs) / max(1, len(pairs)):.0f} bytes")  # fmt: skip
+        starts = {"reference": [sys.executable, "-c", "import asyncio, aiohttp, orjson"]}
+        if use_collect:
+            assert collect is not None
+            starts["collect"] = [collect, "--version"]
+        for name, start_argv in starts.items():
+            wall, cpu = startup_cost(start_argv, env)
+            print(f"# start-up of {name} ({' '.join(start_argv[1:])}): {wall:.2f} s wall, {cpu:.2f} s CPU")
         for concurrency, latency in settings:
             server = FastServer(workdir, latency)
             runs: dict[str, list[Run]] = {"collect": [], "reference": []}
