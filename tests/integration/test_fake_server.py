@@ -249,3 +249,31 @@ def test_standalone_process_writes_port_file(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_bench_fast_server_honours_n_and_counts(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    script = Path(__file__).resolve().parents[2] / "bench" / "fast_server.py"
+    argv = [sys.executable, str(script), "--port-file", str(port_file), "--latency", "0.01", "--model", "m"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "fast server did not write its port file"
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{port_file.read_text()}"
+        with httpx.Client(base_url=base, timeout=5) as client:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}
+            reply = client.post("/v1/chat/completions", json=body)
+            assert reply.status_code == 200 and len(reply.json()["choices"]) == 3
+            assert client.post("/v1/completions", json={"model": "m", "prompt": "x"}).json()["choices"][0]["text"]
+            assert client.post("/v1/chat/completions", json={**body, "model": "other"}).status_code == 404
+            stats = client.get("/_bench/stats").json()
+            assert (stats["requests"], stats["samples"], stats["errors"]) == (3, 4, 1)
+            assert stats["span_s"] > 0
+            client.post("/_bench/reset")
+            assert client.get("/_bench/stats").json()["requests"] == 0
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
