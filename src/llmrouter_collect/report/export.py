@@ -11,7 +11,7 @@ import contextlib
 import csv
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,7 +166,7 @@ class Exporter:
             pq.write_table(wide, str(wide_parquet), compression="zstd")
             wide_jsonl = self._temp(f"{WIDE_NAME}.jsonl")
             with wide_jsonl.open("wb") as handle:
-                for row in wide.to_pylist():
+                for row in _rows(wide):
                     handle.write(orjson.dumps(row) + b"\n")
             wide_csv = self._temp(f"{WIDE_NAME}.csv")
             _write_csv(wide, wide_csv)
@@ -283,12 +283,18 @@ class Exporter:
         return pa.table({**columns, **per_model}, schema=pa.schema(fields))
 
 
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The table's rows as dicts, a batch at a time (never the whole table as Python objects)."""
+    for batch in table.to_batches(max_chunksize=10_000):
+        yield from batch.to_pylist()
+
+
 def _write_csv(table: pa.Table, path: Path) -> None:
     """CSV for spreadsheets: lists as JSON text, missing values as empty cells."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(table.column_names)
-        for row in table.to_pylist():
+        for row in _rows(table):
             writer.writerow(
                 [
                     "" if value is None else orjson.dumps(value).decode() if isinstance(value, list) else value
