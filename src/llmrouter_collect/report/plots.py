@@ -84,7 +84,7 @@ def _accuracy_by_group(report: Report) -> Figure:
     axes.set_xlabel(f"accuracy over all samples (%), {round(report.confidence * 100)}% interval")
     axes.set_title(f"Accuracy by {report.group_by} (errors, unparsed and truncated count as not correct)")
     axes.grid(axis="x", alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return figure
 
 
@@ -121,6 +121,11 @@ def _pass_at_k(report: Report) -> Figure:
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return figure
+
+
+def _dollars(value: float) -> str:
+    """A tick label: two significant digits, no exponent ($0.00004, $0.0012, $1.5)."""
+    return "$" + np.format_float_positional(value, precision=2, fractional=False, trim="-")
 
 
 def _accuracy_vs_cost(report: Report) -> Figure | None:
@@ -170,8 +175,7 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
         axes.set_xscale("log")
         axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axes.xaxis.set_minor_formatter(NullFormatter())
-    unit = "$" if priced else ""
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{unit}{value:g}"))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value) if priced else f"{value:,.0f}"))
     axes.set_xlabel(xlabel)
     axes.set_ylabel("accuracy (%), each problem once")
     axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
