@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
@@ -253,6 +254,7 @@ def _index(letter: str) -> int:
     return index - 1
 
 
+@functools.lru_cache(maxsize=8192)
 def _norm_option(text: str) -> str:
     text = text.strip().strip("*").strip()
     text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)

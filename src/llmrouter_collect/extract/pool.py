@@ -1,4 +1,4 @@
-"""Symbolic math checks in worker processes, each with a hard time limit (a stuck check kills its worker)."""
+"""Worker processes for grading: extraction of record batches, and symbolic math checks with a hard time limit."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 Result = bool | Literal["timeout"]
+"""The result of one symbolic check: equal, not equal, or out of time."""
 
 _GRACE = 1.0
 """Seconds a worker gets past its soft limit (a signal) before it is killed (a check stuck in C code)."""
+BATCH_DEADLINE = 300.0
+"""Seconds one extraction batch may take (regex work on a few hundred records; never reached in practice)."""
 
 
 class _SoftTimeout(BaseException):
@@ -29,10 +32,29 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _SoftTimeout
 
 
-def _worker(conn: Connection) -> None:
-    """Worker loop: receive (key, pred, gold, seconds), answer (key, True | False | "timeout")."""
+def _verify(pred: str, gold: str, seconds: float) -> Result:
     from .math import symbolic_equal
 
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return symbolic_equal(pred, gold)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _SoftTimeout:
+        return "timeout"
+    except Exception:  # a checker bug on a strange answer is "not equal", never a crash of the run
+        return False
+
+
+def _prepare_batch(batch: list[tuple[Any, list[dict[str, Any]]]]) -> list[list[Any]]:
+    from . import prepare
+
+    return [[prepare(task, response) for response in responses] for task, responses in batch]
+
+
+def _worker(conn: Connection) -> None:
+    """Worker loop: ("verify", key, pred, gold, seconds) → (key, Result); ("prepare", key, batch) → (key, slots)."""
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
@@ -44,18 +66,8 @@ def _worker(conn: Connection) -> None:
             return
         if message is None:
             return
-        key, pred, gold, seconds = message
-        result: Result
-        try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            try:
-                result = symbolic_equal(pred, gold)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _SoftTimeout:
-            result = "timeout"
-        except Exception:  # a checker bug on a strange answer is "not equal", never a crash of the run
-            result = False
+        kind, key, *payload = message
+        result: Any = _verify(*payload) if kind == "verify" else _prepare_batch(*payload)
         try:
             conn.send((key, result))
         except (EOFError, OSError):
@@ -67,37 +79,51 @@ class _Slot:
     process: Any
     conn: Connection
     key: Hashable | None = None
+    kind: str = ""
     deadline: float = 0.0
 
 
 @dataclass
-class VerifyPool:
-    """A pool of worker processes checking (pred, gold) pairs, with a hard time limit per pair.
+class GradePool:
+    """Worker processes (started when work arrives) that extract answers and check math, in parallel.
 
     Args:
-        workers: processes to use at most (started when work arrives).
-        timeout: seconds one pair may take; then it counts as "timeout" (the worker is killed if it does not
-            stop by itself within a grace second).
+        workers: processes to use at most.
+        timeout: seconds one symbolic check may take; then its result is "timeout" (the worker is killed and
+            replaced if it does not stop by itself within a grace second).
     """
 
     workers: int
     timeout: float
     _slots: list[_Slot] = field(default_factory=list)
-    _queue: deque[tuple[Hashable, str, str]] = field(default_factory=deque)
+    _queue: deque[tuple[Any, ...]] = field(default_factory=deque)
     killed: int = 0
+    _math_loaded: bool = False
 
-    def submit(self, key: Hashable, pred: str, gold: str) -> None:
-        """Queue one pair; its result comes back from `collect` under `key`."""
-        self._queue.append((key, pred, gold))
+    def submit_verify(self, key: Hashable, pred: str, gold: str) -> None:
+        """Queue one symbolic check; its Result comes back from `collect` under `key`."""
+        if not self._math_loaded:
+            _preload_math()  # later workers are forked with sympy loaded (respawns start at once)
+            self._math_loaded = True
+        self._queue.append(("verify", key, pred, gold, self.timeout))
+        self._dispatch()
+
+    def submit_batch(self, key: Hashable, batch: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        """Queue one extraction batch of (task, responses); the list of slots per record comes back under `key`."""
+        self._queue.append(("prepare", key, batch))
         self._dispatch()
 
     @property
     def busy(self) -> int:
-        """Pairs queued or being checked."""
+        """Tasks queued or running."""
         return len(self._queue) + sum(slot.key is not None for slot in self._slots)
 
-    def collect(self, wait: float | None) -> list[tuple[Hashable, Result]]:
-        """Return finished results, waiting up to `wait` seconds (None: until at least one is ready)."""
+    def collect(self, wait: float | None) -> list[tuple[Hashable, Any]]:
+        """Return finished results, waiting up to `wait` seconds (None: until at least one is ready).
+
+        A symbolic check that runs out of time yields "timeout"; an extraction batch whose worker died or ran
+        out of time yields None (the caller grades it itself).
+        """
         self._dispatch()
         running = [slot for slot in self._slots if slot.key is not None]
         if not running:
@@ -106,20 +132,20 @@ class VerifyPool:
         nearest = min(slot.deadline for slot in running) - now
         limit = max(0.0, nearest if wait is None else min(wait, nearest))
         ready = multiprocessing.connection.wait([slot.conn for slot in running], timeout=limit)
-        done: list[tuple[Hashable, Result]] = []
+        done: list[tuple[Hashable, Any]] = []
         for slot in running:
             if slot.conn in ready:
                 try:
                     key, result = slot.conn.recv()
-                except (EOFError, OSError):  # the worker died (e.g. out of memory): the pair is given up
-                    key, result = slot.key, "timeout"
+                except (EOFError, OSError):  # the worker died (e.g. out of memory)
+                    key, result = slot.key, self._failure(slot)
                     self._replace(slot)
                 slot.key = None
                 done.append((key, result))
         now = time.monotonic()
         for slot in running:
             if slot.key is not None and now >= slot.deadline:
-                done.append((slot.key, "timeout"))
+                done.append((slot.key, self._failure(slot)))
                 self.killed += 1
                 self._replace(slot)
         self._dispatch()
@@ -138,13 +164,17 @@ class VerifyPool:
             slot.conn.close()
         self._slots.clear()
 
-    def __enter__(self) -> VerifyPool:
+    def __enter__(self) -> GradePool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- internals ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _failure(slot: _Slot) -> Any:
+        return "timeout" if slot.kind == "verify" else None
+
     def _dispatch(self) -> None:
         while self._queue:
             slot = next((slot for slot in self._slots if slot.key is None), None)
@@ -153,14 +183,20 @@ class VerifyPool:
                     return
                 slot = self._start()
                 self._slots.append(slot)
-            key, pred, gold = self._queue.popleft()
-            slot.key = key
-            slot.deadline = time.monotonic() + self.timeout + _GRACE
-            slot.conn.send((key, pred, gold, self.timeout))
+            message = self._queue.popleft()
+            slot.kind, slot.key = message[0], message[1]
+            budget = self.timeout + _GRACE if slot.kind == "verify" else BATCH_DEADLINE
+            slot.deadline = time.monotonic() + budget
+            try:
+                slot.conn.send(message)
+            except (OSError, ValueError):  # the worker is gone: replace it and retry this message
+                self._replace(slot)
+                self._queue.appendleft(message)
 
     def _start(self) -> _Slot:
-        parent, child = _context().Pipe()
-        process = _context().Process(target=_worker, args=(child,), daemon=True)
+        context = _context()
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child,), daemon=True)
         process.start()
         child.close()
         return _Slot(process, parent)
@@ -171,27 +207,20 @@ class VerifyPool:
         slot.process.join()
         slot.conn.close()
         fresh = self._start()
-        slot.process, slot.conn, slot.key = fresh.process, fresh.conn, None
-
-
-_CONTEXT: Any = None
+        slot.process, slot.conn, slot.key, slot.kind = fresh.process, fresh.conn, None, ""
 
 
 def _context() -> Any:
-    """Workers are forked from this process after it has loaded sympy and math-verify, so they start at once.
+    """Fork where available: workers start at once, share what this process has loaded, and the caller's
+    `__main__` is not imported again (as spawn/forkserver would)."""
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")  # pragma: no cover — platforms without fork
 
-    Fork (not spawn/forkserver) also keeps the caller's `__main__` from being imported again in the workers.
-    """
-    global _CONTEXT
-    if _CONTEXT is None:
-        if "fork" in multiprocessing.get_all_start_methods():
-            import math_verify  # noqa: F401 — loaded once here, shared by every forked worker
-            import sympy  # noqa: F401
 
-            _CONTEXT = multiprocessing.get_context("fork")
-        else:  # pragma: no cover — platforms without fork
-            _CONTEXT = multiprocessing.get_context("spawn")
-    return _CONTEXT
+def _preload_math() -> None:
+    import math_verify  # noqa: F401 — loaded once here, inherited by every worker forked later
+    import sympy  # noqa: F401
 
 
 def default_workers() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator
@@ -16,7 +17,7 @@ from ..errors import CollectError, GradeError, StoreError
 from ..store import iter_records
 from . import EXTRACTOR_VERSION, OUTCOMES, Outcome, Task, Verdict, prepare, task_of
 from .math import Found
-from .pool import Result, VerifyPool, default_workers
+from .pool import GradePool, Result, default_workers
 
 GRADED_SUFFIX = ".graded.jsonl"
 DIRECTORY_OUTPUT = "processed_results"
@@ -128,8 +129,21 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
 class _Pending:
     record: dict[str, Any]
     task: Task
-    slots: list[Verdict | Found]
-    waiting: int = 0
+    slots: list[Verdict | Found] = field(default_factory=list)
+    waiting: int = 1  # its extraction batch, then its symbolic checks
+
+
+_BATCH_RESPONSES = 1_000
+"""Responses per extraction batch sent to a worker."""
+
+
+def _lean(response: dict[str, Any]) -> dict[str, Any]:
+    """The fields extraction reads (a failed request's error object becomes a flag)."""
+    return {
+        "full_response": response.get("full_response"),
+        "finish_reason": response.get("finish_reason"),
+        "error": None if response.get("error") is None else True,
+    }
 
 
 def grade_file(
@@ -143,8 +157,9 @@ def grade_file(
     """Grade one results file into `target` (written atomically: temp file, fsync, rename).
 
     Reads only complete lines (safe on a file `collect infer` is still writing) and merges multi-line
-    problems; the input is never modified. Symbolic math checks run in `workers` processes (default: all
-    cores) with `timeout` seconds each; identical (answer, reference) pairs are checked once.
+    problems; the input is never modified. Extraction and symbolic math checks run in `workers` processes
+    (default: all cores), each check limited to `timeout` seconds; identical (answer, reference) pairs are
+    checked once. Records are written in input order.
 
     Raises:
         GradeError: the file is not a results file.
@@ -160,8 +175,9 @@ def grade_file(
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     cache: dict[tuple[str, str], Result] = {}
     waiters: dict[tuple[str, str], list[tuple[_Pending, int]]] = {}
+    batches: dict[int, list[_Pending]] = {}
     window: deque[_Pending] = deque()
-    pool = VerifyPool(workers or default_workers(), timeout)
+    pool = GradePool(workers or default_workers(), timeout)
     try:
         with tmp.open("wb") as out:
 
@@ -172,8 +188,35 @@ def grade_file(
                     if on_record is not None:
                         on_record(summary.records)
 
-            def settle(results: list[tuple[Hashable, Result]]) -> None:
+            def place(item: _Pending, slots: list[Verdict | Found]) -> None:
+                item.slots = slots
+                item.waiting = 0
+                for index, slot in enumerate(slots):
+                    if not isinstance(slot, Found):
+                        continue
+                    key = (slot.answer, item.task.gold)
+                    if key in cache:
+                        summary.cache_hits += 1
+                        slots[index] = _verdict(slot, cache[key])
+                        continue
+                    if key in waiters:
+                        summary.cache_hits += 1
+                    else:
+                        summary.symbolic_checks += 1
+                        waiters[key] = []
+                        pool.submit_verify(key, slot.answer, item.task.gold)
+                    waiters[key].append((item, index))
+                    item.waiting += 1
+
+            def settle(results: list[tuple[Hashable, Any]]) -> None:
                 for key, result in results:
+                    if isinstance(key, int):  # an extraction batch
+                        items = batches.pop(key)
+                        if result is None:  # its worker failed: extract here
+                            result = [[prepare(item.task, r) for r in item.record["responses"]] for item in items]
+                        for item, slots in zip(items, result, strict=True):
+                            place(item, slots)
+                        continue
                     assert isinstance(key, tuple)
                     cache[key] = result
                     if result == "timeout":
@@ -184,32 +227,35 @@ def grade_file(
                         item.slots[index] = _verdict(found, result)
                         item.waiting -= 1
 
+            batch: list[_Pending] = []
+            batch_size = 0
+            batch_keys = itertools.count()
+
+            def send_batch() -> None:
+                nonlocal batch, batch_size
+                if batch:
+                    key = next(batch_keys)
+                    batches[key] = batch
+                    pool.submit_batch(key, [(item.task, [_lean(r) for r in item.record["responses"]])
+                                            for item in batch])
+                    batch, batch_size = [], 0
+
             for number, record in enumerate(iter_records(source, on_torn=torn), start=1):
-                task = task_of(record, where=f"{source}, record {number} ")
-                item = _Pending(record, task, [])
-                for index, response in enumerate(record["responses"]):
-                    result = prepare(task, response)
-                    if isinstance(result, Found):
-                        key = (result.answer, task.gold)
-                        if key in cache:
-                            summary.cache_hits += 1
-                            result = _verdict(result, cache[key])
-                        else:
-                            if key in waiters:
-                                summary.cache_hits += 1
-                            else:
-                                summary.symbolic_checks += 1
-                                waiters[key] = []
-                                pool.submit(key, result.answer, task.gold)
-                            waiters[key].append((item, index))
-                            item.waiting += 1
-                    item.slots.append(result)
+                item = _Pending(record, task_of(record, where=f"{source}, record {number} "))
                 window.append(item)
-                settle(pool.collect(0.0) if pool.busy else [])
+                batch.append(item)
+                batch_size += len(record["responses"]) or 1
+                if batch_size >= _BATCH_RESPONSES:
+                    send_batch()
+                if pool.busy:
+                    settle(pool.collect(0.0))
                 flush()
                 while len(window) > _WINDOW or pool.busy > 4 * pool.workers + 64:
+                    if not pool.busy:
+                        send_batch()
                     settle(pool.collect(None))
                     flush()
+            send_batch()
             while window:
                 settle(pool.collect(None))
                 flush()

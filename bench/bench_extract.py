@@ -1,0 +1,146 @@
+"""Grading speed of `collect extract` on this machine: MCQ and math responses per second.
+
+Usage: .venv/bin/python bench/bench_extract.py [--responses 100000] [--symbolic 2000] [--data DIR]
+
+Builds results files in a temp directory and grades them with `runner.grade_file` (what the CLI runs):
+  mcq       N responses replicated from the MMLU-Pro dev outputs (every response is extracted; no cache applies)
+  math      N responses replicated from the math dev outputs (repeated (answer, reference) pairs hit the cache)
+  symbolic  M math responses whose answers are all different and all need sympy (the cache-free worst case),
+            graded with 1 worker and with all cores
+Without the shared data, generated responses in the same formats are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from llmrouter_collect.extract.pool import default_workers
+from llmrouter_collect.extract.runner import FileSummary, grade_file
+
+DEFAULT_DATA = Path("/work/shared/data/outputs")
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def _generated_mcq() -> list[dict[str, Any]]:
+    rng = random.Random(0)
+    records = []
+    for i in range(200):
+        letters = "ABCDEFGHIJ"
+        texts = [
+            f"We refer to Wikipedia for help. Option {rng.choice(letters)} is tempting but " * 8
+            + f"the answer is ({rng.choice(letters)}).",
+            "Let's think step by step. " * 20 + f"Answer: {rng.choice(letters)}",
+            "The patient has a history of smoking. " * 60,
+            f"<think>{'maybe (B). ' * 40}</think>\n**{rng.choice(letters)}**",
+            f"The answer is ({rng.choice(letters)}) and ({rng.choice(letters)}).",
+        ]
+        records.append({"unique_id": f"g/{i}", "is_mcq": True, "choices": [f"o{j}" for j in range(10)],
+                        "choice_index_correct": rng.randrange(10), "answer_correct": "o0", "category": "gen",
+                        "responses": [{"full_response": text} for text in texts]})
+    return records
+
+
+def _generated_math() -> list[dict[str, Any]]:
+    rng = random.Random(1)
+    records = []
+    for i in range(200):
+        gold = rng.randrange(1, 500)
+        texts = [
+            f"First we compute {gold} - 3 = {gold - 3}. " * 10 + f"So the answer is $\\boxed{{{gold}}}$.",
+            "Step by step... " * 30 + f"#### {gold + rng.choice([0, 1])}",
+            f"Thus the result is \\(\\frac{{{2 * gold}}}{{2}}\\).",
+            f"The final answer is $\\boxed{{{gold}\\sqrt{{2}}}}$. I hope it is correct.",
+        ]
+        records.append({"unique_id": f"m/{i}", "is_mcq": False, "choices": None, "choice_index_correct": None,
+                        "answer_correct": str(gold), "category": "gen",
+                        "responses": [{"full_response": text} for text in texts]})
+    return records
+
+
+def _replicate(records: list[dict[str, Any]], responses: int, path: Path) -> int:
+    """Write copies of `records` (new unique_ids) until `responses` responses are in the file."""
+    written = 0
+    copy = 0
+    with path.open("w", encoding="utf-8") as out:
+        while written < responses:
+            for record in records:
+                take = record["responses"][: responses - written]
+                if not take:
+                    break
+                out.write(json.dumps({**record, "unique_id": f"{record['unique_id']}#{copy}",
+                                      "responses": take}) + "\n")
+                written += len(take)
+            copy += 1
+    return written
+
+
+def _symbolic(count: int, path: Path) -> int:
+    """Distinct answers that all need the symbolic check (radicals, pi, expressions), half of them equal."""
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            k = i + 2
+            if i % 2:
+                pred, gold = f"\\frac{{\\sqrt{{{k}}}}}{{{k}}}", f"\\frac{{1}}{{\\sqrt{{{k}}}}}"
+            else:
+                pred, gold = f"(x+{k})^2", f"x^2+{2 * k}x+{k * k + 1}"
+            out.write(json.dumps({"unique_id": f"s/{i}", "is_mcq": False, "choices": None,
+                                  "choice_index_correct": None, "answer_correct": gold, "category": "sym",
+                                  "responses": [{"full_response": f"Hence $\\boxed{{{pred}}}$."}]}) + "\n")
+    return count
+
+
+def _timed(source: Path, workers: int | None) -> tuple[float, FileSummary]:
+    started = time.perf_counter()
+    summary = grade_file(source, source.with_name(source.stem + ".out.jsonl"), workers=workers)
+    return time.perf_counter() - started, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=100_000, help="responses in the mcq and math files")
+    parser.add_argument("--symbolic", type=int, default=2_000, help="distinct symbolic math responses")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"machine: {os.cpu_count()} cores (using {default_workers()}), python {sys.version.split()[0]}")
+    have_data = (args.data / "mmlu_pro_dev.jsonl").exists() and (args.data / "math_dev.jsonl").exists()
+    mcq = _load(args.data / "mmlu_pro_dev.jsonl") if have_data else _generated_mcq()
+    math = _load(args.data / "math_dev.jsonl") if have_data else _generated_math()
+    print(f"responses from: {args.data if have_data else 'generated text (shared data not found)'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rows = []
+        n = _replicate(mcq, args.responses, root / "mcq.jsonl")
+        seconds, summary = _timed(root / "mcq.jsonl", None)
+        rows.append(("mcq (replicated real)", n, seconds, summary))
+        n = _replicate(math, args.responses, root / "math.jsonl")
+        seconds, summary = _timed(root / "math.jsonl", None)
+        rows.append(("math (replicated real)", n, seconds, summary))
+        n = _symbolic(args.symbolic, root / "sym.jsonl")
+        seconds_one, summary_one = _timed(root / "sym.jsonl", 1)
+        rows.append(("math symbolic, 1 worker", n, seconds_one, summary_one))
+        seconds_all, summary_all = _timed(root / "sym.jsonl", None)
+        rows.append((f"math symbolic, {default_workers()} workers", n, seconds_all, summary_all))
+    print(f"\n{'set':28} {'responses':>9} {'seconds':>8} {'resp/s':>9} {'sympy checks':>12} {'cache hits':>10} "
+          f"{'timeouts':>8}")
+    for name, count, seconds, summary in rows:
+        print(f"{name:28} {count:9d} {seconds:8.2f} {count / seconds:9.0f} {summary.symbolic_checks:12d} "
+              f"{summary.cache_hits:10d} {summary.timeouts:8d}")
+    print(f"\nparallel speed-up on distinct symbolic checks: {seconds_one / seconds_all:.2f}x "
+          f"with {default_workers()} workers")
+
+
+if __name__ == "__main__":
+    main()
