@@ -1,0 +1,364 @@
+"""`collect serve` with a stand-in for vLLM: a small Python program that serves /v1/models, crashes or hangs.
+
+These run the real CLI as a subprocess (as a user or a Colab cell would) and check the process groups it
+creates; the same flows against a real vLLM are in tests/vllm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from tests.vllm.serve_helpers import cli_env, free_port, group_members, run_cli  # noqa: E402
+
+STANDIN = r"""
+import argparse, json, os, signal, subprocess, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+parser.add_argument("mode")
+parser.add_argument("model", nargs="?")
+parser.add_argument("--model", dest="model_flag")
+parser.add_argument("--host")
+parser.add_argument("--port", type=int)
+parser.add_argument("--served-model-name")
+args, rest = parser.parse_known_args()
+print("stand-in started with", json.dumps(sys.argv[1:]), flush=True)
+if os.environ.get("STANDIN_MARKER"):
+    Path(os.environ["STANDIN_MARKER"]).write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0)}))
+if args.mode == "crash":
+    time.sleep(0.5)
+    print("ValueError: Invalid repository ID or local directory: 'not-a-model'", file=sys.stderr, flush=True)
+    sys.exit(1)
+# A second process in the same group, like vLLM's engine core.
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+if args.mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if args.mode == "hang":
+    time.sleep(3600)
+key = os.environ.get("VLLM_API_KEY")
+name = args.served_model_name or args.model or args.model_flag
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if key and self.headers.get("Authorization") != f"Bearer {key}":
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps({"object": "list", "data": [{"id": name, "object": "model"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+time.sleep(0.3)  # a moment of "loading", so the first readiness checks find nothing listening
+ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+"""
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> str:
+    """The `--vllm-command` prefix that runs the stand-in (its first argument is the mode)."""
+    script = tmp_path / "standin.py"
+    script.write_text(STANDIN)
+    return f"{sys.executable} {script}"
+
+
+@pytest.fixture
+def serve(tmp_path: Path, standin: str) -> Iterator[Callable[..., Any]]:
+    """`serve(args, mode="serve", **env)` runs `collect serve` with the stand-in; every server is stopped after."""
+    state_dir = tmp_path / "state"
+
+    def run(args: list[str], mode: str = "serve", **extra_env: str) -> Any:
+        command = ["serve", "--vllm-command", f"{standin} {mode}", *args]
+        return run_cli(command, cli_env(state_dir, **extra_env), tmp_path, timeout=120)
+
+    yield run
+    run_cli(["serve", "stop", "--all", "--grace", "2"], cli_env(state_dir), tmp_path, timeout=60)
+    for entry in _state(state_dir).values():
+        if group_members(entry["pgid"]):
+            os.killpg(entry["pgid"], signal.SIGKILL)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Any]:
+    """`cli(args, **env)`: any `collect` command with the same state directory as `serve`."""
+    return lambda args, **extra_env: run_cli(args, cli_env(tmp_path / "state", **extra_env), tmp_path, timeout=120)
+
+
+def _state(state_dir: Path) -> dict[int, dict[str, Any]]:
+    path = state_dir / "servers.json"
+    if not path.exists():
+        return {}
+    return {entry["port"]: entry for entry in json.loads(path.read_text())["servers"]}
+
+
+def _wait_gone(pgid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_serve_returns_once_ready_and_stop_ends_the_whole_group(
+    serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    result = serve(["--model", "org/some-model", "--port", str(port)])
+
+    assert result.returncode == 0, result.stderr
+    assert f"vLLM is ready: http://127.0.0.1:{port}/v1  (model org/some-model)" in result.stdout
+    assert f"collect serve stop --port {port}" in result.stdout
+    entry = _state(tmp_path / "state")[port]
+    assert entry["model"] == "org/some-model"
+    assert entry["pgid"] == entry["pid"]
+    assert entry["served_models"] == ["org/some-model"]
+    members = group_members(entry["pgid"])
+    assert entry["pid"] in members and len(members) == 2  # the stand-in and its child kept running
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).status_code == 200
+    log = Path(entry["log"]).read_text()
+    assert "# collect serve:" in log and "stand-in started with" in log
+
+    stop = cli(["serve", "stop", "--port", str(port)])
+
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped the server on port {port}" in stop.stderr
+    assert _wait_gone(entry["pgid"], timeout=1.0)  # stop returns only once the group is gone
+    assert _state(tmp_path / "state") == {}
+
+
+def test_argv_from_settings_and_extra_args_passed_unchanged(serve: Callable[..., Any], tmp_path: Path) -> None:
+    port = free_port()
+    extra = ["--served-model-name", "short", "--tensor-parallel-size", "1", "--weird=a b"]
+    result = serve(["--model", "m", "--port", str(port), "--max-model-len", "2048", "--gpu-util", "0.5", "--", *extra])
+
+    assert result.returncode == 0, result.stderr
+    assert "(model short)" in result.stdout  # the name the server lists, for `collect infer --model`
+    argv = _state(tmp_path / "state")[port]["argv"]
+    assert argv[argv.index("serve") + 1 :] == [
+        "m",  # positional, as `vllm serve MODEL` wants
+        *["--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048"],
+        *["--gpu-memory-utilization", "0.5", "--enforce-eager", *extra],
+    ]
+
+
+def test_model_as_flag_when_the_command_does_not_end_in_serve(
+    cli: Callable[..., Any], standin: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    # `python -m vllm.entrypoints.openai.api_server` takes --model; so does a command not ending in `serve`.
+    command = ["serve", "--model", "m", "--port", str(port), "--vllm-command", f"{standin} api_server"]
+    result = cli([*command, "--no-enforce-eager"])
+
+    assert result.returncode == 0, result.stderr
+    argv = _state(tmp_path / "state")[port]["argv"]
+    assert argv[argv.index("api_server") + 1 : argv.index("api_server") + 3] == ["--model", "m"]
+    assert "--enforce-eager" not in argv
+
+
+def test_gemma_gets_bfloat16_unless_a_dtype_is_given(serve: Callable[..., Any], tmp_path: Path) -> None:
+    first, second = free_port(), free_port()
+    assert serve(["--model", "google/gemma-3-4b-it", "--port", str(first)]).returncode == 0
+    assert serve(["--model", "google/gemma-3-4b-it", "--port", str(second), "--", "--dtype", "float32"]).returncode == 0
+
+    state = _state(tmp_path / "state")
+    assert state[first]["argv"][-2:] == ["--dtype", "bfloat16"]
+    assert state[second]["argv"].count("--dtype") == 1 and state[second]["argv"][-2:] == ["--dtype", "float32"]
+
+
+def test_startup_crash_is_reported_at_once_with_the_log_tail(serve: Callable[..., Any], tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    started = time.monotonic()
+    result = serve(
+        ["--model", "not-a-model", "--port", str(free_port()), "--serve-timeout", "600"],
+        mode="crash",
+        STANDIN_MARKER=str(marker),
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 1
+    assert elapsed < 60, "waited for the timeout instead of noticing the exit"
+    assert "vLLM exited with code 1 during start-up" in result.stderr
+    assert "Invalid repository ID or local directory: 'not-a-model'" in result.stderr  # the log tail
+    assert "rerun by hand" in result.stderr and "standin.py crash" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _state(tmp_path / "state") == {}
+    assert group_members(json.loads(marker.read_text())["pgid"]) == []
+
+
+def test_timeout_stops_the_half_started_server(serve: Callable[..., Any], tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    result = serve(
+        ["--model", "m", "--port", str(free_port()), "--serve-timeout", "2"], mode="hang", STANDIN_MARKER=str(marker)
+    )
+
+    assert result.returncode == 1
+    assert "did not answer" in result.stderr and "within 2s" in result.stderr
+    assert "--serve-timeout" in result.stderr
+    assert _state(tmp_path / "state") == {}
+    assert group_members(json.loads(marker.read_text())["pgid"]) == []  # leader and child both gone
+
+
+def test_port_in_use_starts_nothing(serve: Callable[..., Any], tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = serve(["--model", "m", "--port", str(port)], STANDIN_MARKER=str(marker))
+
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+    assert "--port" in result.stderr  # says how to fix it
+    assert not marker.exists()
+    assert _state(tmp_path / "state") == {}
+
+
+def test_a_second_serve_on_a_recorded_port_is_refused(serve: Callable[..., Any], tmp_path: Path) -> None:
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+    marker = tmp_path / "second.json"
+
+    again = serve(["--model", "other", "--port", str(port)], STANDIN_MARKER=str(marker))
+
+    assert again.returncode == 1
+    assert f"already runs on port {port}" in again.stderr and "collect serve stop --port" in again.stderr
+    assert not marker.exists()
+    assert list(_state(tmp_path / "state")) == [port]
+
+
+def test_stop_of_a_server_that_already_died(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+    entry = _state(tmp_path / "state")[port]
+    os.killpg(entry["pgid"], signal.SIGKILL)
+    assert _wait_gone(entry["pgid"])
+
+    status = cli(["serve", "status"])
+    assert status.returncode == 0
+    assert any(line.startswith(str(port)) and "exited" in line for line in status.stdout.splitlines())
+
+    stop = cli(["serve", "stop"])
+    assert stop.returncode == 0, stop.stderr
+    assert "had already exited" in stop.stderr and entry["log"] in stop.stderr
+    assert _state(tmp_path / "state") == {}
+
+
+def test_stop_kills_a_server_that_ignores_sigterm(
+    serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)], mode="stubborn").returncode == 0
+    entry = _state(tmp_path / "state")[port]
+
+    stop = cli(["serve", "stop", "--port", str(port), "--grace", "1"])
+
+    assert stop.returncode == 0, stop.stderr
+    assert group_members(entry["pgid"]) == []
+    assert _state(tmp_path / "state") == {}
+
+
+def test_stop_all_and_status(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
+    ports = sorted([free_port(), free_port()])
+    for port in ports:
+        assert serve(["--model", f"model-{port}", "--port", str(port)]).returncode == 0
+    status = cli(["serve", "status"])
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    assert [(row[0], row[3], row[4]) for row in rows] == [(str(p), "running", f"model-{p}") for p in ports]
+
+    ambiguous = cli(["serve", "stop"])
+    assert ambiguous.returncode == 1 and "choose one with --port" in ambiguous.stderr
+
+    stop = cli(["serve", "stop", "--all"])
+    assert stop.returncode == 0
+    assert all(f"stopped the server on port {port}" in stop.stderr for port in ports)
+    assert _state(tmp_path / "state") == {}
+    assert "no servers started by collect" in cli(["serve", "status"]).stderr
+
+
+def test_logs_shows_the_tail(serve: Callable[..., Any], cli: Callable[..., Any]) -> None:
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+
+    logs = cli(["serve", "logs", "--lines", "50"])
+
+    assert logs.returncode == 0
+    assert "stand-in started with" in logs.stdout and "GET /v1/models" in logs.stdout
+    unknown = cli(["serve", "logs", "--port", "1"])
+    assert unknown.returncode == 1 and f"known ports: {port}" in unknown.stderr
+
+
+def test_api_key_reaches_the_server_but_no_file(serve: Callable[..., Any], tmp_path: Path) -> None:
+    key = "sk-standin-0b1d2e"
+    port = free_port()
+
+    result = serve(["--model", "m", "--port", str(port)], COLLECT_API_KEY=key)
+
+    assert result.returncode == 0, result.stderr  # the readiness check sent the key the server requires
+    url = f"http://127.0.0.1:{port}/v1/models"
+    assert httpx.get(url, timeout=5).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=5).status_code == 200
+    entry = _state(tmp_path / "state")[port]
+    assert entry["api_key_set"] is True
+    assert key not in (tmp_path / "state" / "servers.json").read_text()
+    assert key not in Path(entry["log"]).read_text()
+    assert key not in result.stdout + result.stderr
+    assert key not in Path(f"/proc/{entry['pid']}/cmdline").read_bytes().decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "9"], "no model to serve"),
+        (["--model", "m", "--", "--port", "9000"], "--port after `--` is set by `collect serve` itself"),
+        (["--model", "m", "--", "--api-key=abc"], "--api-key after `--`"),
+        (["--model", "m", "--gpu-util", "1.5"], "--gpu-util"),
+        (["--model", "m", "--vllm-command", ""], "--vllm-command"),
+        (["--model", "m", "--vllm-command", "/no/such/vllm serve"], "cannot run the vLLM command '/no/such/vllm'"),
+    ],
+)
+def test_bad_input_is_one_clear_error(cli: Callable[..., Any], args: list[str], message: str, tmp_path: Path) -> None:
+    result = cli(["serve", "--port", str(free_port()), *args] if "--port" not in args else ["serve", *args])
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "abc" not in result.stderr
+    assert _state(tmp_path / "state") == {}
+
+
+def test_start_options_before_a_sub_command_are_refused(cli: Callable[..., Any]) -> None:
+    result = cli(["serve", "--port", "8001", "stop"])
+
+    assert result.returncode == 2
+    assert "collect serve stop --port 8001" in result.stderr
+
+
+def test_a_broken_state_file_is_named(cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "servers.json").write_text("{not json")
+
+    result = cli(["serve", "status"])
+
+    assert result.returncode == 1
+    assert "servers.json is not valid" in result.stderr and "delete it" in result.stderr
