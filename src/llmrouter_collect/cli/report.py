@@ -19,9 +19,7 @@ _FORMATS = ("table", "json", "csv", "markdown")
 def report(
     paths: Annotated[
         list[Path],
-        typer.Argument(
-            help="Graded results files (from `collect extract`), or directories of them (*.jsonl)."
-        ),
+        typer.Argument(help="Graded results files (from `collect extract`), or directories of them (*.jsonl)."),
     ],
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table, json, csv or markdown (to stdout).")
@@ -35,14 +33,10 @@ def report(
     ] = None,
     export: Annotated[
         Path | None,
-        typer.Option(
-            "--export", help="Write router training data here: long and wide tables (parquet, jsonl, csv)."
-        ),
+        typer.Option("--export", help="Write router training data here: long and wide tables (parquet, jsonl, csv)."),
     ] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG plots here.")] = None,
-    by: Annotated[
-        str, typer.Option("--by", help="Break tables down by `category` or `dataset`.")
-    ] = "category",
+    by: Annotated[str, typer.Option("--by", help="Break tables down by `category` or `dataset`.")] = "category",
     test_fraction: Annotated[
         float,
         typer.Option("--test-fraction", help="Share of problems in the test split (by hash of unique_id)."),
@@ -61,17 +55,11 @@ def report(
         from ..report.run import run_report
 
         if output_format not in _FORMATS:
-            raise ConfigError(
-                f"invalid --format {output_format!r}", hint=f"use one of: {', '.join(_FORMATS)}"
-            )
+            raise ConfigError(f"invalid --format {output_format!r}", hint=f"use one of: {', '.join(_FORMATS)}")
         if not 0.0 <= test_fraction <= 1.0:
-            raise ConfigError(
-                f"invalid --test-fraction {test_fraction}", hint="a share between 0 and 1, e.g. 0.2"
-            )
+            raise ConfigError(f"invalid --test-fraction {test_fraction}", hint="a share between 0 and 1, e.g. 0.2")
         if not 0.0 < confidence < 1.0:
-            raise ConfigError(
-                f"invalid --confidence {confidence}", hint="a coverage between 0 and 1, e.g. 0.95"
-            )
+            raise ConfigError(f"invalid --confidence {confidence}", hint="a coverage between 0 and 1, e.g. 0.95")
         if limit < 0:
             raise ConfigError(f"invalid --limit {limit}", hint="a whole number, 0 or more")
         result = run_report(
@@ -88,7 +76,15 @@ def report(
         from ..report import render
 
         if output_format == "table":
-            out_console.print(render.render_rich(result.report, limit=limit))
+            tables = render.render_rich(result.report, limit=limit)
+            # Never fold or cut a number: widen the console to what the tables need (a narrow terminal
+            # then wraps lines, which loses nothing), and put its width back afterwards.
+            width = out_console.width
+            out_console.width = max(width, render.needed_width(out_console, tables))
+            try:
+                out_console.print(tables, crop=False)
+            finally:
+                out_console.width = width
         elif output_format == "json":
             out_console.out(render.render_json(result.report), end="", highlight=False)
         elif output_format == "csv":

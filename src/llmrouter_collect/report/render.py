@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -103,18 +104,22 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
     _bold_best_in_columns(accuracy, [3, 4, 5, 6, 7])
     sections.append(accuracy)
 
-    usage_columns = [
-        "model",
-        *[f"{outcome} %" for outcome in OUTCOMES],
-        "in tok",
-        "out tok",
-        "p50 s",
-        "p95 s",
-    ]
+    outcomes = Section(
+        title="Outcomes (% of responses)",
+        columns=["model", "responses", *OUTCOMES],
+        rows=[
+            [model.model, f"{model.overall.responses:,}", *[pct(model.overall.rates[o]) for o in OUTCOMES]]
+            for model in report.models
+        ],
+        notes=["error: the request failed; unparsed: no final answer; truncated: cut at max_tokens, no answer"],
+    )
+    sections.append(outcomes)
+
+    usage_columns = ["model", "in tok", "out tok", "p50 s", "p95 s"]
     if priced:
         usage_columns += ["$/problem", "$/correct", "$ total"]
     usage = Section(
-        title="Outcomes, tokens and latency (per response)",
+        title="Tokens and latency per response" + (", cost" if priced else ""),
         columns=usage_columns,
         rows=[],
         notes=["latency over responses whose request did not fail"],
@@ -125,7 +130,6 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
         row = model.overall
         cells = [
             model.model,
-            *[pct(row.rates[outcome]) for outcome in OUTCOMES],
             number(row.prompt_tokens_mean),
             number(row.completion_tokens_mean),
             seconds(row.latency_p50),
@@ -140,38 +144,24 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
 
     group_title = report.group_by
     for model in report.models:
-        columns = [
-            group_title,
-            "problems",
-            f"accuracy [{level} CI]",
-            "answered",
-            "pass@k",
-            "maj@k",
-            "unparsed",
-            "truncated",
-            "error",
-            "out tok",
-            "p50 s",
-        ]
-        if priced:
-            columns.append("$/problem")
-        section = Section(title=f"{model.model} by {group_title} (%)", columns=columns, rows=[])
+        sampled = model.overall.k > 1  # with one sample, pass@k and maj@k repeat the accuracy
+        columns = [group_title, "problems", f"accuracy [{level} CI]", "answered"]
+        columns += ["pass@k", "maj@k"] if sampled else []
+        columns += ["no answer", "error", "out tok"]
+        columns += ["$/problem"] if priced else []
+        section = Section(
+            title=f"{model.model} by {group_title} (%)",
+            columns=columns,
+            rows=[],
+            notes=["no answer: unparsed or truncated"] if model is report.models[-1] else [],
+        )
         for row in [*model.groups, model.overall]:
-            cells = [
-                row.group,
-                f"{row.problems:,}",
-                _interval(row),
-                pct(row.accuracy_answered),
-                pct(row.pass_at_k),
-                pct(row.majority),
-                pct(row.rates["unparsed"]),
-                pct(row.rates["truncated"]),
-                pct(row.rates["error"]),
-                number(row.completion_tokens_mean),
-                seconds(row.latency_p50),
-            ]
-            if priced:
-                cells.append(money(row.cost_per_problem))
+            cells = [row.group, f"{row.problems:,}", _interval(row), pct(row.accuracy_answered)]
+            cells += [pct(row.pass_at_k), pct(row.majority)] if sampled else []
+            no_answer = (row.rates["unparsed"] or 0.0) + (row.rates["truncated"] or 0.0)
+            cells += [pct(no_answer if row.responses else None), pct(row.rates["error"])]
+            cells.append(number(row.completion_tokens_mean))
+            cells += [money(row.cost_per_problem)] if priced else []
             section.rows.append(cells)
         section.rule_before.add(len(model.groups))
         sections.append(section)
@@ -348,7 +338,7 @@ def _routed(routed: dict[str, int]) -> str:
     return ", ".join(f"{name} {100 * count / total:.0f}%" for name, count in parts)
 
 
-def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
+def render_rich(report: Report, *, limit: int = 10) -> Group:
     """The report as rich tables, for the terminal."""
     parts: list[RenderableType] = []
     for section in build_sections(report, limit=limit):
@@ -359,7 +349,14 @@ def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
         table = Table(title=section.title, title_justify="left", title_style="bold", header_style="bold cyan")
         for index, column in enumerate(section.columns):
             numeric = index > 0 and all(_looks_numeric(row[index]) for row in section.rows)
-            table.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=index == 0)
+            # a number is never cut or folded: its column is at least as wide as its widest cell
+            widest = max((len(row[index]) for row in section.rows), default=0)
+            table.add_column(
+                column,
+                justify="right" if numeric else "left",
+                overflow="fold",
+                min_width=max(widest, 4) if numeric else min(widest, 12),
+            )
         for r, row in enumerate(section.rows):
             styled = [Text(cell, style="bold green" if (r, c) in section.bold else "") for c, cell in enumerate(row)]
             table.add_row(*styled, end_section=(r + 1) in section.rule_before)
@@ -370,6 +367,16 @@ def render_rich(report: Report, *, limit: int = 10) -> RenderableType:
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
+
+
+def needed_width(console: Console, renderable: Group) -> int:
+    """The narrowest width at which every table keeps its numbers and header words whole (names may fold)."""
+    widths = [
+        Measurement.get(console, console.options.update_width(10_000), part).minimum
+        for part in renderable.renderables
+        if isinstance(part, Table)
+    ]
+    return max(widths, default=console.width)
 
 
 def _looks_numeric(cell: str) -> bool:
