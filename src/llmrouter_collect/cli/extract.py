@@ -34,10 +34,10 @@ def extract(
         ),
     ] = None,
     by_category: Annotated[
-        bool, typer.Option("--by-category", "--by_category", help="Also print a table per category.")
+        bool, typer.Option("--by-category", help="Also print a table per category.")
     ] = False,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-w", help="Processes for math checks (default: all cores).")
+        int | None, typer.Option("--workers", "-w", help="Worker processes (default: all cores).")
     ] = None,
     grade_timeout: Annotated[
         float | None,
