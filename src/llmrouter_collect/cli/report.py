@@ -78,9 +78,11 @@ def report(
         if output_format == "table":
             tables = render.render_rich(result.report, limit=limit)
             # Never fold or cut a number: widen the console to what the tables need (a narrow terminal
-            # then wraps lines, which loses nothing), and put its width back afterwards.
+            # then wraps lines, which loses nothing), and put its width back afterwards. Into a file or
+            # a pipe, tables keep their natural width.
             width = out_console.width
-            out_console.width = max(width, render.needed_width(out_console, tables))
+            natural = not out_console.is_terminal
+            out_console.width = max(width, render.needed_width(out_console, tables, natural=natural))
             try:
                 out_console.print(tables, crop=False)
             finally:

@@ -335,7 +335,9 @@ def _routed(routed: dict[str, int]) -> str:
     if len(routed) == 1:
         return next(iter(routed))
     parts = sorted(routed.items(), key=lambda item: -item[1])
-    return ", ".join(f"{name} {100 * count / total:.0f}%" for name, count in parts)
+    shown = ", ".join(f"{name} {100 * count / total:.0f}%" for name, count in parts[:3])
+    rest = sum(count for _, count in parts[3:])
+    return shown + (f", {len(parts) - 3} others {100 * rest / total:.0f}%" if rest else "")
 
 
 def render_rich(report: Report, *, limit: int = 10) -> Group:
@@ -369,13 +371,20 @@ def render_rich(report: Report, *, limit: int = 10) -> Group:
     return Group(*parts)
 
 
-def needed_width(console: Console, renderable: Group) -> int:
-    """The narrowest width at which every table keeps its numbers and header words whole (names may fold)."""
-    widths = [
-        Measurement.get(console, console.options.update_width(10_000), part).minimum
-        for part in renderable.renderables
-        if isinstance(part, Table)
-    ]
+def needed_width(console: Console, renderable: Group, *, natural: bool = False) -> int:
+    """The width the report's tables need.
+
+    Args:
+        console: the console they will be printed on.
+        renderable: the output of `render_rich`.
+        natural: the width that shows every cell on one line (for files and pipes, capped at 160
+            columns); else the narrowest width that keeps every number whole (names may fold).
+    """
+    widths = []
+    for part in renderable.renderables:
+        if isinstance(part, Table):
+            measured = Measurement.get(console, console.options.update_width(10_000), part)
+            widths.append(min(measured.maximum, 160) if natural else measured.minimum)
     return max(widths, default=console.width)
 
 
