@@ -216,25 +216,55 @@ def start_server(
     """
     argv = build_argv(settings, extra)
     state_dir = resolve_state_dir(settings)
-    for status in list_servers(state_dir):
-        if status.info.port == settings.port and status.running:
-            raise ServerError(
-                f"a server started by collect already runs on port {settings.port} "
-                f"(pid {status.info.pid}, model {status.info.model})",
-                hint=f"use it at {status.info.url}, or stop it: collect serve stop --port {settings.port}",
-            )
-    check_port_free(settings.host, settings.port)
-
-    log_dir = state_dir / LOG_DIR_NAME
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    log_path = log_dir / f"vllm-{settings.port}-{stamp}.log"
     env = dict(os.environ)
     if settings.api_key_value:
         env[API_KEY_ENV] = settings.api_key_value
+    # Check, launch and record under the state lock, so two commands cannot both claim one port.
+    with _state_lock(state_dir):
+        servers = _read_state(state_dir)
+        for other in servers:
+            if other.port == settings.port and is_running(other):
+                raise ServerError(
+                    f"a server started by collect already runs on port {settings.port} "
+                    f"(pid {other.pid}, model {other.model})",
+                    hint=f"use it at {other.url}, or stop it: collect serve stop --port {settings.port}",
+                )
+        check_port_free(settings.host, settings.port)
+        process, log_path = _launch(argv, env, state_dir / LOG_DIR_NAME, settings.port)
+        info = ServerInfo(
+            port=settings.port,
+            host=settings.host,
+            url=base_url(settings.host, settings.port),
+            pid=process.pid,
+            pgid=_pgid_of(process.pid),
+            model=settings.model or "",
+            argv=argv,
+            log=str(log_path),
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            start_ticks=_start_ticks(process.pid),
+            api_key_set=settings.api_key_value is not None,
+        )
+        _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
+    try:
+        served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
+    except BaseException:
+        _terminate_group(info, process)
+        _remove_entry(state_dir, info)
+        raise
+    ready = replace(info, served_models=served)
+    with _state_lock(state_dir):
+        servers = _read_state(state_dir)
+        _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
+    return ready
+
+
+def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Run `argv` in a new session (its own process group) with stdout and stderr going to a new log file."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log_path = log_dir / f"vllm-{port}-{stamp}.log"
     with log_path.open("ab") as log:
-        header = f"# collect serve: {shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n"
-        log.write(header.encode())
+        log.write(f"# collect serve: {shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n".encode())
         log.flush()
         try:
             process = subprocess.Popen(
@@ -247,35 +277,13 @@ def start_server(
                 close_fds=True,  # no inherited pipes, so a Colab `!` cell ends when we do
             )
         except OSError as err:
+            log_path.unlink(missing_ok=True)
             raise ServerError(
                 f"cannot run the vLLM command {argv[0]!r}: {err.strerror or err}",
                 hint="install vLLM, or point --vllm-command / COLLECT_VLLM_COMMAND at it "
                 "(e.g. '/path/to/venv/bin/python -m vllm.entrypoints.openai.api_server')",
             ) from None
-
-    info = ServerInfo(
-        port=settings.port,
-        host=settings.host,
-        url=base_url(settings.host, settings.port),
-        pid=process.pid,
-        pgid=_pgid_of(process.pid),
-        model=settings.model or "",
-        argv=argv,
-        log=str(log_path),
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        start_ticks=_start_ticks(process.pid),
-        api_key_set=settings.api_key_value is not None,
-    )
-    _add_entry(state_dir, info)
-    try:
-        served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
-    except BaseException:
-        _terminate_group(info, process)
-        _remove_entry(state_dir, info)
-        raise
-    ready = replace(info, served_models=served)
-    _add_entry(state_dir, ready)
-    return ready
+    return process, log_path
 
 
 def wait_until_ready(
@@ -572,12 +580,6 @@ def _write_state(state_dir: Path, servers: list[ServerInfo]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-
-def _add_entry(state_dir: Path, info: ServerInfo) -> None:
-    with _state_lock(state_dir):
-        servers = [other for other in _read_state(state_dir) if other.port != info.port]
-        _write_state(state_dir, [*servers, info])
 
 
 def _remove_entry(state_dir: Path, info: ServerInfo) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -362,3 +363,42 @@ def test_a_broken_state_file_is_named(cli: Callable[..., Any], tmp_path: Path) -
 
     assert result.returncode == 1
     assert "servers.json is not valid" in result.stderr and "delete it" in result.stderr
+
+
+def test_two_commands_racing_for_one_port_start_one_server(standin: str, tmp_path: Path) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
+    args += ["--vllm-command", f"{standin} serve"]
+    env = cli_env(tmp_path / "state")
+    racers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in "ab"]
+    try:
+        outcomes = [(racer.wait(timeout=60), racer.stderr.read() if racer.stderr else "") for racer in racers]
+        codes = sorted(code for code, _ in outcomes)
+        assert codes == [0, 1], outcomes
+        loser = next(err for code, err in outcomes if code == 1)
+        assert f"already runs on port {port}" in loser or f"port {port} is already in use" in loser
+        state = _state(tmp_path / "state")
+        assert list(state) == [port] and group_members(state[port]["pgid"])
+    finally:
+        run_cli(["serve", "stop", "--all", "--grace", "2"], env, tmp_path, timeout=60)
+
+
+def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
+    args += ["--vllm-command", f"{standin} hang"]
+    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
+    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the marker is written first thing; let the stand-in start its child too
+    pgid = json.loads(marker.read_text())["pgid"]
+
+    command.send_signal(signal.SIGINT)
+    _, err = command.communicate(timeout=30)
+
+    assert command.returncode == 130
+    assert "the server being started was stopped" in err
+    assert group_members(pgid) == []
+    assert _state(tmp_path / "state") == {}

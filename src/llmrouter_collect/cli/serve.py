@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -37,7 +37,7 @@ _EXTRA_KEY = "vllm_extra_args"
 class _ServeGroup(TyperGroup):
     """A group whose arguments after `--` go to vLLM unchanged instead of naming a sub-command."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: the (vendored) click Context
         if "--" in args:
             cut = args.index("--")
             ctx.meta[_EXTRA_KEY] = args[cut + 1 :]
@@ -56,9 +56,7 @@ app.add_typer(serve_app, name="serve")
 
 StateDirOption = Annotated[
     Path | None,
-    typer.Option(
-        "--state-dir", help="Folder of the state file and logs (default ~/.cache/llmrouter-collect)."
-    ),
+    typer.Option("--state-dir", help="Folder of the state file and logs (default ~/.cache/llmrouter-collect)."),
 ]
 PortOption = Annotated[
     int | None, typer.Option("--port", "-p", help="The server's port (default: the only server recorded).")
@@ -84,9 +82,7 @@ def serve(
     ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option(
-            "--api-key", help="Key the server requires (prefer COLLECT_API_KEY, which infer reads too)."
-        ),
+        typer.Option("--api-key", help="Key the server requires (prefer COLLECT_API_KEY, which infer reads too)."),
     ] = None,
     vllm_command: Annotated[
         str | None,
@@ -106,9 +102,7 @@ def serve(
     ] = None,
     model_flags: Annotated[
         bool | None,
-        typer.Option(
-            "--model-flags/--no-model-flags", help="Add model-family flags (Gemma: --dtype bfloat16)."
-        ),
+        typer.Option("--model-flags/--no-model-flags", help="Add model-family flags (Gemma: --dtype bfloat16)."),
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
@@ -260,7 +254,7 @@ def stop(
     else:
         targets = [run_or_exit(lambda: find_server(directory, port))]
     for server in targets:
-        was_running = run_or_exit(lambda server=server: stop_server(directory, server, grace))
+        was_running = run_or_exit(functools.partial(stop_server, directory, server, grace))
         if was_running:
             info(f"stopped the server on port {server.port} (pid {server.pid}, model {server.model})")
         else:
