@@ -277,3 +277,11 @@ def test_an_incomplete_last_line_is_left_out_with_a_warning(tmp_path: Path) -> N
     report = build_report(load([path], warn=warnings.append))
     assert report.models[0].overall.problems == 5
     assert any("incomplete" in warning for warning in warnings)
+
+
+def test_partial_prices_do_not_decide_ties(graded_dir: Path) -> None:
+    # only alpha priced: an unpriced model would look free, so ties go to the better-ranked model instead
+    view = build_report(load([graded_dir]), {"alpha": Price(1.0, 2.0)}).router
+    assert view.oracle is not None
+    assert view.oracle.routed == {"org/beta": 4, "alpha": 1}
+    assert view.oracle.cost_per_query is None

@@ -85,8 +85,8 @@ class RouterView:
 def build_router_view(collection: Collection, prices: Mapping[str, Price], *, test_fraction: float = 0.2) -> RouterView:
     """Compare the models of a collection on the problems they all answered.
 
-    Ties in accuracy go to the cheaper model (when every model has a price), then to the model ranked higher
-    overall (more accurate, then cheaper, then by name).
+    Ties in accuracy go to the cheaper model (only when every model has a price: partial prices would favour
+    the unpriced models), then to the model ranked higher overall (more accurate, then cheaper, then by name).
     """
     names = sorted(collection.models)
     problem_sets = [set(collection.models[name].problems) for name in names]
@@ -113,7 +113,7 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
             result = results[uid]
             score[i, j] = result.correct / result.samples
             solved[i, j] = result.correct > 0
-            if price is not None:
+            if priced and price is not None:
                 cost[i, j] = price.cost(result.prompt_tokens, result.completion_tokens) / result.samples
     field_name = collection.group_by
     groups = np.array([getattr(collection.problems[uid], field_name) for uid in common])
@@ -173,7 +173,8 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
 
 def _oracle_choice(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
     best = score.max(axis=1, keepdims=True)
-    return np.argmin(np.where(score >= best - _TIE, cost, np.inf), axis=1)
+    choice: np.ndarray = np.argmin(np.where(score >= best - _TIE, cost, np.inf), axis=1)
+    return choice
 
 
 def _routed(names: list[str], pick: np.ndarray) -> dict[str, int]:
