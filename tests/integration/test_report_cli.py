@@ -201,3 +201,12 @@ def test_a_missing_path_exits_with_a_clear_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(tmp_path / "missing")])
     assert result.exit_code == 1
     assert "no such file or directory" in result.stderr
+
+
+def test_input_option_as_in_extract_and_no_input(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", "-i", str(graded_dir / "tiny.jsonl"), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [model["model"] for model in json.loads(result.stdout)["models"]] == ["tiny"]
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 1
+    assert "no input" in result.stderr

@@ -18,9 +18,13 @@ _FORMATS = ("table", "json", "csv", "markdown")
 @app.command()
 def report(
     paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(help="Graded results files (from `collect extract`), or directories of them (*.jsonl)."),
-    ],
+    ] = None,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option("--input", "-i", help="Same as the PATHS arguments (repeatable), as in `collect extract`."),
+    ] = None,
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table, json, csv or markdown (to stdout).")
     ] = "table",
@@ -54,6 +58,9 @@ def report(
     def action() -> None:
         from ..report.run import run_report
 
+        given = [*(paths or []), *(inputs or [])]
+        if not given:
+            raise ConfigError("no input", hint="pass graded results files or directories: collect report DIR")
         if output_format not in _FORMATS:
             raise ConfigError(f"invalid --format {output_format!r}", hint=f"use one of: {', '.join(_FORMATS)}")
         if not 0.0 <= test_fraction <= 1.0:
@@ -63,7 +70,7 @@ def report(
         if limit < 0:
             raise ConfigError(f"invalid --limit {limit}", hint="a whole number, 0 or more")
         result = run_report(
-            paths,
+            given,
             group_by=by,
             price_flags=price or [],
             prices_file=prices,
