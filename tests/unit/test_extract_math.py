@@ -126,6 +126,9 @@ EQUIVALENCE = [
     ("2\\pi", "2 \\pi", True),
     ("\\pi/2", "\\frac{\\pi}{2}", True),
     ("3\\pi", "3", False),
+    ("\\sqrt{16}", "4", True),
+    ("2^{3}", "8", True),
+    ("10^{10}", "10000000000", True),
     # intervals, tuples, sets (order-free), lists of answers, matrices
     ("[1,2)", "[1, 2)", True),
     ("(1,2]", "[1, 2)", False),

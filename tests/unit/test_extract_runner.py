@@ -94,6 +94,7 @@ def test_directory_mode_grades_every_results_file(tmp_path: Path) -> None:
     write(runs / "a.jsonl", [mcq_record("q1", ["The answer is (A)."])])
     write(runs / "b.jsonl", [math_record("m1", ["\\boxed{3/4}"])])
     write(runs / "a.graded.jsonl", [mcq_record("q1", ["The answer is (B)."])])  # an earlier output: skipped
+    write(runs / "renamed.jsonl", [mcq_record("q1", ["Answer: B"], extractor_version="1.0")])  # graded: skipped
     (runs / "notes.txt").write_text("not results")
     results = list(grade_path(runs, workers=1))
     assert all(isinstance(result, FileSummary) for result in results)

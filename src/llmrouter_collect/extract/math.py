@@ -278,7 +278,7 @@ def normalize(answer: str, *, strip_assignment: bool = True) -> Normal:
     # A leading variable: "x = 3", "x \in [1, 2]".
     if strip_assignment:
         assignment = re.match(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*(?:=|\\in)\s*(?P<rhs>[^=]+)$", text)
-        if assignment and "," not in assignment.group("rhs").split("=")[0][:0]:
+        if assignment:
             text = assignment.group("rhs")
     text = text.strip().rstrip(".").strip()
     # Thousands separators in a single number: "1,450,000".
@@ -352,23 +352,14 @@ def symbolic_equal(pred: str, gold: str) -> bool:
         return False
     if _partial(pred_parsed, pred_n.text) or _partial(gold_parsed, gold_n.text):
         return False
-    if pred_n.percent != gold_n.percent:
-        # math-verify reads "25\%" as 25/100; compare the bare numbers too (percent as a unit).
-        pred_bare = parse("$" + pred_n.text + "$", config, parsing_timeout=None)  # type: ignore[arg-type]
-        if verify(gold_parsed, pred_bare, timeout_seconds=None):
-            return True
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
 def _partial(parsed: list[object], text: str) -> bool:
-    """True when math-verify turned an answer with symbols in it into a bare number."""
+    """True when math-verify turned an answer it cannot read in full into a bare number ("16√2" read as 16)."""
     from sympy import Number
 
-    value = parsed[0]
-    if not isinstance(value, Number):
-        return False
-    rest = re.sub(r"\\frac|\\times|\\cdot|[eE][-+]?\d", "", text)
-    return bool(re.search(r"[A-Za-z√π∞]", rest))
+    return isinstance(parsed[0], Number) and bool(re.search(r"[√π∞]|(?<![\\a-zA-Z])(?:sqrt|pi)\b", text))
 
 
 def answers_equal(pred: str, gold: str) -> bool:

@@ -75,6 +75,17 @@ def is_graded_name(path: Path) -> bool:
     return path.name.endswith(GRADED_SUFFIX)
 
 
+def _already_graded(path: Path) -> bool:
+    """True when the file's first record carries `extractor_version` (an output of `extract`, renamed)."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 24)
+        record = orjson.loads(first)
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and "extractor_version" in record
+
+
 def default_output(input_file: Path) -> Path:
     """`X.jsonl` → `X.graded.jsonl` beside it."""
     stem = input_file.name[: -len(".jsonl")] if input_file.name.endswith(".jsonl") else input_file.name
@@ -97,6 +108,7 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
         files = sorted(
             path for path in input_path.iterdir()
             if path.is_file() and path.name.endswith(".jsonl") and not is_graded_name(path)
+            and not _already_graded(path)
         )
         if not files:
             raise GradeError(
