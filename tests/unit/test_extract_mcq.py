@@ -32,6 +32,11 @@ CASES = [
     ("Over time, shrubs and trees can grow in the soil created by the mosses. The correct sequence is (C).\n\n",
      TEN, "C", "correct_is"),
     ("Comparing the options, (D) is correct because the premium shrinks the yield.", TEN, "D", "is_correct"),
+    ("So I'd go with C.", FOUR, "C", "choose"),
+    ("Weighing both effects, I choose (D).", FOUR, "D", "choose"),
+    ("Inflation redistributes wealth. C is the correct answer.", FOUR, "C", "is_correct"),
+    ("Final answer: (b)", FOUR, "B", "answer_is"),
+    ("Hence, (C).", FOUR, "C", "last_line"),
     # --- the last committed answer wins over letters met while reasoning
     ("Option A is too small and option B ignores the fee. Initially I thought the answer is (B), but rechecking "
      "the arithmetic, the answer is (E).", TEN, "E", "answer_is"),
@@ -92,6 +97,8 @@ NOT_ANSWERS = [
     ("The answer is I think (B)", TEN, "answer_is"),  # the pronoun "I" is no answer; (B) is
     ("The answer is not (C).", TEN, None),
     ("Option C is incorrect because the rate is annual.", TEN, None),
+    ("I choose A random option to start with and test it.", TEN, None),
+    ("Options A, B and (C).", TEN, None),
     ("", TEN, None),
 ]
 

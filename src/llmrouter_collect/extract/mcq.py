@@ -48,6 +48,15 @@ _CORRECT_NOUN = re.compile(
     r"\b(?:correct|right|best)\s+\w+(?:\s+\w+)?\s+is\s*:?\s*\((?P<letter>[A-Z]{1,2})\)",
     re.IGNORECASE,
 )
+# "C is the correct answer." at the start of a sentence; "I'd go with C", "I choose (C)".
+_LEADING_IS = re.compile(
+    r"(?:^|(?<=[\n.!:*])\s*)\(?(?P<letter>[A-Z]{1,2})\)?\s+is\s+(?:the\s+)?(?:correct|right|best)\s+"
+    r"(?:answer|option|choice)\b",
+)
+_CHOOSE = re.compile(
+    r"\b(?:go\s+with|choose|select|pick|opt\s+for)\s+(?:option\s+|choice\s+)?"
+    r"(?:\((?P<a>[A-Z]{1,2})\)|(?P<b>[A-Z]{1,2})(?=\s*(?:[.!,;)]|$)))",
+)
 # Bold letter on the last line: "**C**", "**(C)**", "**C. option text**".
 _BOLD = re.compile(r"\*\*\s*\(?(?P<letter>[A-Z]{1,2})\)?\s*(?:\*\*|[.:)]\s*(?P<text>[^*\n]{0,300})\*\*)")
 # A last line that is only a letter: "(G)", "G.", "Answer (G)".
@@ -106,6 +115,11 @@ def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
         letter = (match.group("a") or match.group("b")).upper()
         if letter in valid and (match.group("b") or match.group("a").isupper()):
             candidates.append(Choice(letter, "is_correct", match.start()))
+    for pattern, rule in ((_LEADING_IS, "is_correct"), (_CHOOSE, "choose")):
+        for match in pattern.finditer(text):
+            letter = (match.group("a") or match.group("b")) if rule == "choose" else match.group("letter")
+            if letter in valid:
+                candidates.append(Choice(letter, rule, match.start()))
     for match in _CORRECT_NOUN.finditer(text):
         if match.group("letter") in valid and not _NEGATED.search(text[: match.start("letter") - 1]):
             candidates.append(Choice(match.group("letter"), "correct_is", match.start()))
@@ -158,9 +172,11 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
     found: list[Choice] = []
     for match in _ANSWER_IS.finditer(text):
         letter = match.group("letter")
-        wrapped = bool(match.group("open") or match.group("close"))
+        wrapped = bool(match.group("open") and match.group("close"))
         if not letter.isupper():
-            continue
+            if not (wrapped and len(letter) == 1 and match.group("open") in "([*"):
+                continue
+            letter = letter.upper()  # "answer: (c)"
         noun = match.group("noun").lower()
         committed = match.group("verb") or match.group("colon")
         if noun != "answer" and not (match.group("qual") and committed):
@@ -222,7 +238,7 @@ def _last_line(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
     if lone and lone.group("letter") in valid and (len(last.strip()) <= 4 or "(" in last):
         found.append(Choice(lone.group("letter"), "last_line", position))
     tail = re.search(r"\((?P<letter>[A-Z]{1,2})\)\s*\.?\s*$", last)
-    listed = tail and re.search(r"(?:,|\band|\bor|/|&|\bnot|n't)\s*$", last[: tail.start()])
+    listed = tail and re.search(r"(?:\(?\b[A-Z]{1,2}\)?\s*(?:,|\band|\bor|/|&)|\bnot|n't)\s*$", last[: tail.start()])
     if tail and tail.group("letter") in valid and not lone and not listed:
         found.append(Choice(tail.group("letter"), "last_line", position + tail.start()))
     lead = _LEAD.match(last)
