@@ -210,3 +210,13 @@ def test_input_option_as_in_extract_and_no_input(graded_dir: Path) -> None:
     result = runner.invoke(app, ["report"])
     assert result.exit_code == 1
     assert "no input" in result.stderr
+
+
+def test_group_by_dataset_and_a_bad_group(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "--by", "dataset", "-f", "csv"])
+    assert result.exit_code == 0, result.stderr
+    groups = {row["group"] for row in csv.DictReader(io.StringIO(result.stdout)) if row["kind"] == "model"}
+    assert groups == {"ALL", "math500"}
+    result = runner.invoke(app, ["report", str(graded_dir), "--by", "subject"])
+    assert result.exit_code == 1
+    assert "invalid --by 'subject'" in result.stderr

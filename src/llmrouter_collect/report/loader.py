@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..errors import GradeError
+from ..errors import ConfigError, GradeError
 from ..records import merge_records
 from ..store import iter_lines
 from .metrics import majority_vote
@@ -123,7 +123,7 @@ class Collection:
     """Records whose problem has another category or dataset in a record read earlier."""
 
 
-def find_files(paths: Sequence[Path], *, warn: Callable[[str], None]) -> list[tuple[Path, bool]]:
+def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
     """Expand the given files and directories into (file, given_explicitly) pairs.
 
     A directory contributes its `*.jsonl` files (not recursive), sorted by name.
@@ -176,9 +176,10 @@ def load(
     Raises:
         GradeError: a file given by name that is not graded, a record without a model or with an unknown
             outcome, the same model and problem in two files, or nothing graded at all.
+        ConfigError: an unknown `group_by`.
     """
     if group_by not in GROUP_FIELDS:
-        raise GradeError(f"cannot group by {group_by!r}", hint=f"use one of: {', '.join(GROUP_FIELDS)}")
+        raise ConfigError(f"invalid --by {group_by!r}", hint=f"use one of: {', '.join(GROUP_FIELDS)}")
     collection = Collection(group_by=group_by)
 
     def note(message: str) -> None:
@@ -188,7 +189,7 @@ def load(
 
     sinks = list(sinks)
     origin: dict[tuple[str, str], Path] = {}
-    for path, explicit in find_files(paths, warn=note):
+    for path, explicit in find_files(paths):
         _load_file(path, explicit, collection, sinks, origin, note)
     if collection.conflicts:
         note(

@@ -366,8 +366,6 @@ def render_rich(report: Report, *, limit: int = 10) -> Group:
         for note in section.notes:
             parts.append(Text(note, style="dim"))
         parts.append(Text(""))
-    for warning in report.warnings:
-        parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
 
 
