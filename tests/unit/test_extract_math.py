@@ -91,6 +91,9 @@ EQUIVALENCE = [
     ("0.75", "3/4", True),
     ("45.00", "45", True),
     ("0.333", "\\frac{1}{3}", False),
+    ("0.3333333", "\\frac{1}{3}", True),
+    ("4.2000001", "4.2", True),
+    ("4.21", "4.2", False),
     # thousands separators (plain, LaTeX {,} and thin space)
     ("1,450,000", "1450000", True),
     ("1{,}450{,}000", "1,450,000", True),

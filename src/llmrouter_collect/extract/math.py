@@ -13,6 +13,10 @@ MAX_ANSWER_CHARS = 400
 """Longer extracted answers (or references) are compared as strings only: the length guard before symbolic work."""
 
 
+RELATIVE_TOLERANCE = Fraction(1, 10**6)
+"""How close a written decimal must be to a reference number to count as equal."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """A final answer found in a response: its text and the rule that found it."""
@@ -314,6 +318,11 @@ def _values(number: Fraction, percent: bool) -> set[Fraction]:
     return {number, number / 100} if percent else {number}
 
 
+def _close(pred: Fraction, gold: Fraction) -> bool:
+    """Equal, or a decimal within one part in a million of the reference (0.3333333 for 1/3, not 0.333)."""
+    return pred == gold or abs(pred - gold) <= abs(gold) * RELATIVE_TOLERANCE
+
+
 def _string_key(text: str) -> str:
     text = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
     return re.sub(r"[\s{}]", "", text).lower().strip("().")
@@ -329,7 +338,7 @@ def quick_equal(pred: str, gold: str) -> bool | None:
         return True
     pred_v, gold_v = _as_number(pred_n.text), _as_number(gold_n.text)
     if pred_v is not None and gold_v is not None:
-        return bool(_values(pred_v, pred_n.percent) & _values(gold_v, gold_n.percent))
+        return any(_close(p, g) for p in _values(pred_v, pred_n.percent) for g in _values(gold_v, gold_n.percent))
     if len(pred_n.text) > MAX_ANSWER_CHARS or len(gold_n.text) > MAX_ANSWER_CHARS:
         return False  # the length guard: too long for symbolic checking
     return None
