@@ -153,7 +153,11 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
             title=f"{model.model} by {group_title} (%)",
             columns=columns,
             rows=[],
-            notes=["no answer: unparsed or truncated"] if model is report.models[-1] else [],
+            notes=(
+                ["no answer: unparsed or truncated; per-group prompt tokens and latency are in --format csv/json"]
+                if model is report.models[-1]
+                else []
+            ),
         )
         for row in [*model.groups, model.overall]:
             cells = [row.group, f"{row.problems:,}", _interval(row), pct(row.accuracy_answered)]
@@ -447,6 +451,7 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
             flat.update(
                 prompt_tokens_mean=row.prompt_tokens_mean,
                 completion_tokens_mean=row.completion_tokens_mean,
+                reasoning_tokens_mean=row.reasoning_tokens_mean,
                 latency_p50_s=row.latency_p50,
                 latency_p95_s=row.latency_p95,
                 cost_total=row.cost_total,
