@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +118,31 @@ def test_bad_workers_flag_names_the_flag(tmp_path: Path) -> None:
     result = runner.invoke(app, ["extract", "-i", str(source), "--workers", "0"])
     assert result.exit_code == 1
     assert "--workers" in result.stderr
+
+
+def test_infer_then_extract_as_a_user_would(openai_server: Any, dataset_file: Any, tmp_path: Path) -> None:
+    """`collect infer` against the test server, then `python -m llmrouter_collect extract` in a subprocess."""
+    dataset = dataset_file(count=6)
+    results = tmp_path / "run.jsonl"
+    env = {**os.environ, "COLUMNS": "200"}
+    infer = subprocess.run(
+        [sys.executable, "-m", "llmrouter_collect", "infer", "--dataset", str(dataset), "--k", "3",
+         "--api-base", openai_server.url, "--output-file", str(results)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert infer.returncode == 0, infer.stderr
+    extract = subprocess.run(
+        [sys.executable, "-m", "llmrouter_collect", "extract", "-i", str(results), "--by-category"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert extract.returncode == 0, extract.stderr
+    graded = [json.loads(line) for line in (tmp_path / "run.graded.jsonl").read_text().splitlines()]
+    assert len(graded) == 6
+    for record in graded:
+        for response in record["responses"]:
+            assert response["outcome"] in {"correct", "wrong"}, response
+            if record["is_mcq"]:
+                gold = chr(65 + record["choice_index_correct"])
+                assert response["is_correct"] is (response["extracted_answer"] == gold)
+    assert "18 responses to 6 problems" in extract.stdout
+    assert "category" in extract.stdout
