@@ -402,7 +402,11 @@ def render_markdown(report: Report, *, limit: int = 10) -> str:
         out.append("")
         if section.columns:
             out.append("| " + " | ".join(_md(column) for column in section.columns) + " |")
-            out.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(section.columns))) + " |")
+            aligns = [
+                "---:" if i > 0 and all(_looks_numeric(row[i]) for row in section.rows) else "---"
+                for i in range(len(section.columns))
+            ]
+            out.append("| " + " | ".join(aligns) + " |")
             for r, row in enumerate(section.rows):
                 cells = [f"**{_md(cell)}**" if (r, c) in section.bold else _md(cell) for c, cell in enumerate(row)]
                 out.append("| " + " | ".join(cells) + " |")
