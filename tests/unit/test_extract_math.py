@@ -30,6 +30,8 @@ EXTRACTION = [
     ("Continuing this way, we see that there are exactly 11 possible values of $x$.\n\nFinal Answer: The final "
      "answer is 11. I hope it is correct.", "11", "final_answer_is"),
     ("Therefore, Annika has $15 left. The final answer is: $\\frac{3}{4}$", "\\frac{3}{4}", "final_answer_is"),
+    ("**Final Answer:** 42", "42", "final_answer_is"),
+    ("Before giving the final answer, let us check 12 cases. So there are 7 ways.", "7", "last_sentence"),
     ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72", "72",
      "hashes"),
     ("Lastly, she jumped ahead 1 spot to finish the race, which would put her in 7 - 1 = 6th place.\n#### 6th place",

@@ -29,7 +29,7 @@ class Found:
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*(?=[{\s])")
 _FINAL_IS = re.compile(
-    r"final\s+answer\s*(?:is|:|=)?\s*(?:is\s*)?:?[ \t]*(?P<value>[^\n]+)", re.IGNORECASE
+    r"final\s+answer\**\s*(?:is\b|:|=)\s*(?:is\b\s*)?:?\**[ \t]*(?P<value>[^\n]+)", re.IGNORECASE
 )
 _HASHES = re.compile(r"^\s*#{4}\s*(?P<value>[^\n#][^\n]*)$", re.MULTILINE)
 _HASH_ANSWER = re.compile(r"^\s*#\s*Answer\s*\n+\s*(?P<value>[^\n]+)", re.MULTILINE | re.IGNORECASE)
