@@ -41,6 +41,7 @@ CASES = [
     ("Option A is too small and option B ignores the fee. Initially I thought the answer is (B), but rechecking "
      "the arithmetic, the answer is (E).", TEN, "E", "answer_is"),
     ("(A) is wrong since savers lose. (C) borrowers gain.\nThe answer is (C).", FOUR, "C", "answer_is"),
+    ("The answer is (C). Note that (A) is correct only if rates fall.", FOUR, "C", "answer_is"),
     # --- answers given by the last line alone
     ("The police officer did not have a warrant to search the house, and the teenager did not have the authority "
      "to consent. The motion to suppress should be granted. (G)", TEN, "G", "last_line"),

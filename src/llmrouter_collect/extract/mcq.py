@@ -128,8 +128,13 @@ def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
         candidates += _last_line(text, valid, choices)
     if not candidates:
         return None
-    candidates.sort(key=lambda choice: choice.position)
+    # An explicit answer statement outranks weaker signals ("(A) is correct only if rates fall") after it.
+    strong = [choice for choice in candidates if choice.rule in _STRONG]
+    candidates = sorted(strong or candidates, key=lambda choice: choice.position)
     return _skip_answer_dump(text, candidates)
+
+
+_STRONG = frozenset({"answer_is", "boxed", "several_answers"})
 
 
 _SHORT_PREFIX = 30
