@@ -102,18 +102,18 @@ def default_state_dir() -> Path:
 
 def resolve_state_dir(settings: Settings) -> Path:
     """The state directory from settings, or the default."""
-    return (settings.state_dir or default_state_dir()).expanduser()
+    return (settings.state_dir or default_state_dir()).expanduser().absolute()  # logs recorded by full path
 
 
 def base_url(host: str, port: int) -> str:
     """The URL clients use for a server bound to `host:port` (a wildcard address becomes the loopback one)."""
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/v1"
+    address = _client_host(host)
+    return f"http://[{address}]:{port}/v1" if ":" in address else f"http://{address}:{port}/v1"
+
+
+def _client_host(host: str) -> str:
+    """The address a client connects to for a server bound to `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def model_family_flags(model: str, extra: Sequence[str] = ()) -> list[str]:
@@ -176,7 +176,7 @@ def check_port_free(host: str, port: int) -> None:
     """
     hint = "stop whatever uses it (`collect serve status` lists servers started by collect) or pick --port"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    connect_host = base_url(host, port).split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+    connect_host = _client_host(host)
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         if probe.connect_ex((connect_host, port)) == 0:

@@ -402,3 +402,36 @@ def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_pa
     assert "the server being started was stopped" in err
     assert group_members(pgid) == []
     assert _state(tmp_path / "state") == {}
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(serve: Callable[..., Any], tmp_path: Path) -> None:
+    assert serve(["--model", "m", "--port", str(free_port())]).returncode == 0
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "logs", "--follow", "--lines", "0"]
+    env = cli_env(tmp_path / "state")
+    follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.5)  # let it reach the end of the log
+        log = Path(next(iter(_state(tmp_path / "state").values()))["log"])
+        with log.open("a") as handle:
+            handle.write("a line written after `logs --follow` started\n")
+        time.sleep(1.0)
+        follower.send_signal(signal.SIGINT)
+        out, _ = follower.communicate(timeout=10)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+
+    assert follower.returncode == 0
+    assert "a line written after `logs --follow` started" in out
+    assert "stand-in started with" not in out  # --lines 0: only what came after
+
+
+def test_a_relative_state_dir_is_recorded_by_full_path(cli: Callable[..., Any], standin: str, tmp_path: Path) -> None:
+    port = free_port()
+    command = ["serve", "--model", "m", "--port", str(port), "--vllm-command", f"{standin} serve"]
+    try:
+        assert cli([*command, "--state-dir", "rel-state"]).returncode == 0
+        entry = _state(tmp_path / "rel-state")[port]
+        assert Path(entry["log"]).is_absolute() and Path(entry["log"]).exists()
+    finally:
+        cli(["serve", "stop", "--all", "--state-dir", str(tmp_path / "rel-state")])
