@@ -139,6 +139,7 @@ class Run:
     server_cpu_s: float
     own_elapsed_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    ok: bool = True
 
 
 def timed(server: FastServer, client: str, argv: list[str], cwd: Path, env: dict[str, str]) -> Run:
@@ -164,6 +165,7 @@ def timed(server: FastServer, client: str, argv: list[str], cwd: Path, env: dict
     )
     output = result.stdout + result.stderr
     if result.returncode != 0:
+        run.ok = False
         run.notes.append(f"exit {result.returncode}: {output.strip()[-800:]}")
     match = SUMMARY_ELAPSED.search(output)
     if match:
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000, help="problems (default 2000)")
     parser.add_argument("--k", type=int, default=5, help="responses per problem, sent as n=k (default 5)")
     parser.add_argument("--settings", default="64:0.05,256:0.2", help="C:latency pairs (default 64:0.05,256:0.2)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per client and setting (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per client and setting (default 5)")
     parser.add_argument("--collect", default=None, help="the collect executable (default: next to python)")
     parser.add_argument("--reference-only", action="store_true", help="skip collect; synthetic bodies")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -381,12 +383,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work skews figures)")
         print(f"# bodies: {'captured from collect infer' if use_collect else 'synthetic'}, "
               f"mean {sum(len(b) for _, b in pairs) / max(1, len(pairs)):.0f} bytes")  # fmt: skip
+        startup_cpu: dict[str, float] = {}
         starts = {"reference": [sys.executable, "-c", "import asyncio, aiohttp, orjson"]}
         if use_collect:
             assert collect is not None
             starts["collect"] = [collect, "--version"]
         for name, start_argv in starts.items():
             wall, cpu = startup_cost(start_argv, env)
+            startup_cpu[name] = cpu
             print(f"# start-up of {name} ({' '.join(start_argv[1:])}): {wall:.2f} s wall, {cpu:.2f} s CPU")
         for concurrency, latency in settings:
             server = FastServer(workdir, latency)
@@ -415,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
             finally:
                 server.stop()
-            report(runs, args.n, args.k, concurrency, latency)
+            report(runs, args.n, args.k, concurrency, latency, startup_cpu)
             print(f"# load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
             all_runs[f"{concurrency}:{latency}"] = [vars(r) for rs in runs.values() for r in rs]
         if args.json:
@@ -428,25 +432,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(runs: dict[str, list[Run]], n: int, k: int, concurrency: int, latency: float) -> None:
+def report(
+    runs: dict[str, list[Run]], n: int, k: int, concurrency: int, latency: float, startup_cpu: dict[str, float]
+) -> None:
     """Print one setting's table: throughput, fraction of ideal, CPU per request, and collect/aiohttp."""
     ideal = concurrency / latency
     ms = latency * 1000
     print(f"\nC={concurrency}, latency {ms:.0f} ms: ideal {ideal:.0f} req/s ({ideal * k:.0f} resp/s)")
     header = (
         f"{'client':10s} {'problems/s':>10s} {'resp/s':>8s} {'of ideal':>8s} "
-        f"{'whole cmd':>9s} {'in-run':>7s} {'CPU/req':>8s} {'srv CPU/req':>11s}"
+        f"{'whole cmd':>9s} {'in-run':>7s} {'CPU/req':>8s} {'-start-up':>9s} {'srv CPU/req':>11s}"
     )
     print(header)
     figures = {}
     for client, client_runs in runs.items():
-        if not client_runs:
+        good = [r for r in client_runs if r.ok and r.samples == n * k]
+        if len(good) < len(client_runs):
+            print(f"{client:10s} {len(client_runs) - len(good)} failed or incomplete run(s) left out")
+        if not good:
             continue
-        s = summarize(client_runs, n, k, concurrency, latency)
+        s = summarize(good, n, k, concurrency, latency)
         figures[client] = s
         print(
             f"{client:10s} {s['req_per_s']:10.0f} {s['resp_per_s']:8.0f} {s['frac_ideal']:8.1%} "
             f"{s['wall_frac_ideal']:9.1%} {s['own_frac_ideal']:7.1%} {s['cpu_us_per_req']:6.0f}µs "
+            f"{s['cpu_us_per_req'] - startup_cpu.get(client, 0.0) / n * 1e6:7.0f}µs "
             f"{s['server_cpu_us_per_req']:9.0f}µs"
         )
     if "collect" in figures and "reference" in figures:
