@@ -409,7 +409,7 @@ def stop_server(state_dir: Path, info: ServerInfo, grace: float = STOP_GRACE) ->
             if not _wait_gone(info, 10.0):
                 raise ServerError(
                     f"process group {info.pgid} (port {info.port}) is still alive after SIGKILL",
-                    hint=f"check it with `ps -o pid,stat,cmd -g {info.pgid}`",
+                    hint=f"list its processes with `pgrep -l -g {info.pgid}`",
                 )
     _remove_entry(state_dir, info)
     return was_running

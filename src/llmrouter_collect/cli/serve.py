@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..console import err_console, info, is_interactive, out_console, print_error, warn
-from ..errors import ServerError
+from ..errors import ConfigError, ServerError
 from ..server import (
     STOP_GRACE,
     ServerInfo,
@@ -131,10 +131,12 @@ def serve(
         misplaced = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
         if misplaced or extra:
             shown = ", ".join(misplaced) if misplaced else "arguments after --"
-            err_console.print(
-                f"[bold red]error:[/] {shown} belong(s) to starting a server, not to `collect serve "
-                f"{ctx.invoked_subcommand}`\n[dim]put the sub-command's own options after it, "
-                f"e.g. `collect serve {ctx.invoked_subcommand} --port 8001`[/]"
+            sub = ctx.invoked_subcommand
+            print_error(
+                ConfigError(
+                    f"{shown}: options for starting a server, not for `collect serve {sub}`",
+                    hint=f"put the sub-command's own options after it, e.g. `collect serve {sub} --port 8001`",
+                )
             )
             raise typer.Exit(2)
         return
