@@ -1,7 +1,9 @@
 """OpenAI-compatible client over one shared httpx.AsyncClient: requests, retry policy, backoff, error mapping.
 
 The transport is aiohttp's (httpx-aiohttp): plain httpx's connection pool costs milliseconds of CPU per
-request at hundreds of connections, which would make the client the bottleneck (bench/README.md).
+request at hundreds of connections, which would make the client the bottleneck. Completion requests are built
+once as `httpx.Request`s and handed straight to that transport: the client layer's URL merging, cookie and
+redirect handling cost ~200 µs per request, as much again as the transport itself (bench/README.md).
 
 Each failed request ends in one of three ways:
 - retried (transport errors, 408, 409, 429, 5xx, malformed JSON) with exponential backoff and jitter,
@@ -131,17 +133,21 @@ def retry_delay(retry: int, retry_after: float | None, policy: RetryPolicy) -> f
     return base * (0.5 + 0.5 * policy.rng.random())
 
 
+def create_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """aiohttp's transport under the httpx interface, its connection pool sized to the concurrency."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return AiohttpTransport(limits=limits, trust_env=True)
+
+
 def create_http_client(
     base_url: str,
     *,
     api_key: str | None,
-    max_connections: int,
     request_timeout: float,
     connect_timeout: float,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx.AsyncBaseTransport,
 ) -> httpx.AsyncClient:
-    """The one httpx.AsyncClient of a run, on aiohttp's transport, with its pool sized to the concurrency."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    """The one httpx.AsyncClient of a run (it owns and closes `transport`)."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -149,8 +155,7 @@ def create_http_client(
         base_url=base_url + "/",
         headers=headers,
         timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
-        limits=limits,
-        transport=transport or AiohttpTransport(limits=limits, trust_env=True),
+        transport=transport,
     )
 
 
@@ -160,16 +165,33 @@ class OpenAIClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         *,
         policy: RetryPolicy,
         request_timeout: float,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.http = http
+        self.transport = transport
         self.policy = policy
         self.request_timeout = request_timeout
         self.on_retry = on_retry
         self.base_url = str(http.base_url).rstrip("/")
+        self._headers = list(http.headers.multi_items())
+        self._timeout = http.timeout.as_dict()
+        self._urls = {path: httpx.URL(f"{self.base_url}/{path}") for path in ("chat/completions", "completions")}
+
+    async def _post(self, path: str, content: bytes) -> tuple[int, httpx.Headers, bytes]:
+        """POST straight to the transport; returns status, headers and the whole body."""
+        request = httpx.Request(
+            "POST", self._urls[path], headers=self._headers, content=content, extensions={"timeout": self._timeout}
+        )
+        response = await self.transport.handle_async_request(request)
+        try:
+            raw = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+        finally:
+            await response.aclose()
+        return response.status_code, response.headers, raw
 
     async def list_models(self) -> list[str]:
         """The model ids the server serves (GET /models), without retries.
@@ -181,13 +203,11 @@ class OpenAIClient:
         try:
             response = await self.http.get("models", timeout=httpx.Timeout(30.0, connect=10.0))
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise RequestFailed(
-                "connection", f"cannot connect to {self.base_url}: {_describe(err)}"
-            ) from None
+            raise RequestFailed("connection", f"cannot connect to {self.base_url}: {_describe(err)}") from None
         except httpx.TransportError as err:
             raise RequestFailed("transport", f"{self.base_url}/models: {_describe(err)}") from None
         if response.status_code in (401, 403):
-            raise self._fatal(response, "GET models")
+            raise self._fatal(response.status_code, response.content, "GET models")
         if response.status_code != 200:
             raise RequestFailed(
                 "http", f"GET {self.base_url}/models: HTTP {response.status_code}", response.status_code
@@ -196,9 +216,7 @@ class OpenAIClient:
             data = orjson.loads(response.content)
             return [str(item["id"]) for item in data["data"]]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise RequestFailed(
-                "malformed", f"GET {self.base_url}/models: not an OpenAI model list"
-            ) from None
+            raise RequestFailed("malformed", f"GET {self.base_url}/models: not an OpenAI model list") from None
 
     async def generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
         """Ask for `n` samples of one prompt (chat messages or completion text), retrying as the policy says.
@@ -215,23 +233,21 @@ class OpenAIClient:
             retry_after: float | None = None
             try:
                 async with asyncio.timeout(self.request_timeout):
-                    response = await self.http.post(path, content=content)
-                    raw = response.content
+                    status, headers, raw = await self._post(path, content)
                 latency = time.perf_counter() - started
-                status = response.status_code
                 if status == 200:
                     try:
                         return parse_reply(orjson.loads(raw), params.endpoint, latency)
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as err:
                         failure = RequestFailed("malformed", f"malformed reply from {path}: {err}", status)
                 elif status in FATAL_STATUSES:
-                    raise self._fatal(response, f"POST {path}", params.model)
+                    raise self._fatal(status, raw, f"POST {path}", params.model)
                 else:
                     failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw)}", status)
                     if not should_retry(status):
                         failure.retries = retry
                         raise failure
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    retry_after = parse_retry_after(headers.get("retry-after"))
             except (httpx.ConnectError, httpx.ConnectTimeout) as err:
                 failure = RequestFailed("connection", f"cannot connect to {self.base_url}: {_describe(err)}")
             except httpx.TimeoutException as err:
@@ -248,26 +264,18 @@ class OpenAIClient:
             await asyncio.sleep(retry_delay(retry, retry_after, self.policy))
             retry += 1
 
-    def _fatal(self, response: httpx.Response, what: str, model: str | None = None) -> EndpointError:
-        status = response.status_code
-        detail = _error_message(response.content)
+    def _fatal(self, status: int, raw: bytes, what: str, model: str | None = None) -> EndpointError:
+        detail = _error_message(raw)
         if status == 401:
             hint = "check the API key: --api-key or COLLECT_API_KEY"
         elif status == 403:
             hint = "the key is not allowed to use this model or endpoint"
         else:
-            hint = (
-                f"check --model ({model!r}) against `GET {self.base_url}/models`, "
-                "and that --api-base ends in /v1"
-            )
-        return EndpointError(
-            f"{what} → HTTP {status} from {self.base_url}: {detail}", hint=hint, status=status
-        )
+            hint = f"check --model ({model!r}) against `GET {self.base_url}/models`, and that --api-base ends in /v1"
+        return EndpointError(f"{what} → HTTP {status} from {self.base_url}: {detail}", hint=hint, status=status)
 
 
-def build_request(
-    prompt: str | list[dict[str, str]], params: GenerationParams, n: int
-) -> tuple[str, dict[str, Any]]:
+def build_request(prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> tuple[str, dict[str, Any]]:
     """The path and JSON body of a chat or completions request."""
     body: dict[str, Any] = {"model": params.model}
     if params.endpoint == "chat":

@@ -22,6 +22,7 @@ from .client import (
     RequestFailed,
     RetryPolicy,
     create_http_client,
+    create_transport,
 )
 from .dataset import dataset_fingerprint, dataset_label, load_problems
 from .errors import ConfigError, EndpointError, StoreError
@@ -210,9 +211,7 @@ def reply_responses(reply: Reply, first_index: int, n_asked: int) -> list[dict[s
     return responses
 
 
-def error_responses(
-    failure: RequestFailed, first_index: int, count: int, n_asked: int
-) -> list[dict[str, Any]]:
+def error_responses(failure: RequestFailed, first_index: int, count: int, n_asked: int) -> list[dict[str, Any]]:
     """One entry per sample a failed request should have produced."""
     created = now_iso()
     error = failure.as_record()
@@ -259,11 +258,11 @@ class _Engine:
         self._record_head = {"schema_version": SCHEMA_VERSION}
         self._record_run = {**identity, "api_base": client.base_url, "k_requested": settings.k_responses}
         self._last_sync = time.monotonic()
+        self._since_sync = 0
+        self._sync_task: asyncio.Future[None] | None = None
 
     async def run(self, runs: list[ProblemRun]) -> None:
-        queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(
-            maxsize=self.settings.max_concurrent * 2
-        )
+        queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
         workers = self.settings.max_concurrent
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
@@ -272,13 +271,12 @@ class _Engine:
                 if self.unreachable:
                     break
                 jobs = self._split(problem_run.need)
-                problem_run.outstanding = len(
-                    jobs
-                )  # all at once, so it cannot reach 0 before the last is queued
+                problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
                 for n in jobs:
                     await queue.put((problem_run, n))
             for _ in range(workers):
                 await queue.put(None)
+        await self.finish_sync()
 
     def _split(self, need: int) -> list[int]:
         return [need] if self.n_supported else [1] * need
@@ -316,13 +314,13 @@ class _Engine:
                 if failure.status == 400 and n > 1:
                     probing_n = True  # maybe the server does not take n>1: try once with n=1
                     continue
-                self._fail(problem_run, failure, remaining, n)
+                await self._fail(problem_run, failure, remaining, n)
                 return
             if probing_n and self.n_supported:
                 self.n_supported = False
                 self.warn(f"the server rejects n={n_wanted}; asking for samples one by one (n=1)")
             if not reply.samples:
-                self._fail(
+                await self._fail(
                     problem_run,
                     RequestFailed("malformed", "the server returned no choices", 200),
                     remaining,
@@ -339,14 +337,26 @@ class _Engine:
             self.stats.prompt_tokens += reply.prompt_tokens
             self.stats.completion_tokens += reply.completion_tokens
 
-    def _fail(self, problem_run: ProblemRun, failure: RequestFailed, remaining: int, n: int) -> None:
+    async def _fail(self, problem_run: ProblemRun, failure: RequestFailed, remaining: int, n: int) -> None:
         self.stats.failed_requests += 1
-        if failure.kind == "connection":
+        if failure.kind == "connection" and not await self._server_answers():
             # A server that cannot be reached does not use up the problem's attempts; stop asking.
             self.unreachable = failure.message
         else:
             problem_run.counted = True
         self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
+
+    async def _server_answers(self) -> bool:
+        """After a connection failure: is the server still there (it only dropped connections) or gone?"""
+        if self.unreachable:
+            return False
+        try:
+            await self.client.list_models()
+        except RequestFailed as failure:
+            return failure.kind != "connection"
+        except EndpointError:
+            return True
+        return True
 
     def _write(self, problem_run: ProblemRun, responses: list[dict[str, Any]]) -> None:
         now = now_iso()
@@ -360,9 +370,24 @@ class _Engine:
             "responses": responses,
         }
         self.writer.append(record)
-        if time.monotonic() - self._last_sync > SYNC_INTERVAL_S:
-            self.writer.sync()
-            self._last_sync = time.monotonic()
+        self._since_sync += 1
+        if self._since_sync >= self.settings.batch_size or time.monotonic() - self._last_sync > SYNC_INTERVAL_S:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        # fsync takes ~0.3 ms or more; in a worker thread the event loop keeps serving requests meanwhile.
+        if self._sync_task is not None:
+            if not self._sync_task.done():
+                return  # one at a time: the next write starts the next one
+            self._sync_task.result()  # an earlier sync's failure (disk full) stops the run here
+        self._since_sync = 0
+        self._last_sync = time.monotonic()
+        self._sync_task = asyncio.get_running_loop().run_in_executor(None, self.writer.fsync)
+
+    async def finish_sync(self) -> None:
+        """Wait for a sync in progress, and raise its failure."""
+        if self._sync_task is not None:
+            await self._sync_task
 
 
 async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
@@ -451,12 +476,13 @@ async def run_infer(
     templates = load_templates(settings.prompt_template)
     problems = load_problems(settings.dataset_names, settings.num_problems)
     stats.problems_total = len(problems)
+    transport = create_transport(settings.max_concurrent)
     http = create_http_client(
         settings.resolved_api_base,
         api_key=settings.api_key_value,
-        max_connections=settings.max_concurrent,
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
+        transport=transport,
     )
     policy = RetryPolicy(
         max_retries=settings.max_retries,
@@ -469,7 +495,7 @@ async def run_infer(
 
     async with http:
         client = OpenAIClient(
-            http, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
+            http, transport, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
         )
         model = await resolve_model(client, settings)
         params = GenerationParams(
@@ -489,11 +515,9 @@ async def run_infer(
         }
         path = output_path(settings, model)
         on_output(path)
-        with ResultsWriter(path, sync_every=settings.batch_size) as writer:
+        with ResultsWriter(path, sync_every=None) as writer:
             if writer.torn_bytes_cut:
-                warn(
-                    f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash"
-                )
+                warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
             state = scan(path)
             mismatch = identity_mismatch(state.first_record, identity)
             if mismatch:

@@ -130,9 +130,10 @@ def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) ->
 
     Safe on a file that `collect infer` is still appending to: only complete lines are read.
     """
-    index: dict[str, list[tuple[int, int]]] = {}
+    # Keyed by model too, so a file that concatenates several models' results never mixes them.
+    index: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
     for _, offset, length, record in iter_lines(path, on_torn=on_torn):
-        index.setdefault(record["unique_id"], []).append((offset, length))
+        index.setdefault((record.get("model"), record["unique_id"]), []).append((offset, length))
     if not index:
         return
     with path.open("rb") as handle:
@@ -156,10 +157,11 @@ def compact(path: Path) -> bool:
     Returns True if the file was rewritten, False if it already had one line per problem. On failure
     (disk full) the original file is left as it was.
     """
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str | None, str], int] = {}
     torn: list[int] = []
     for _, _, _, record in iter_lines(path, on_torn=torn.append):
-        counts[record["unique_id"]] = counts.get(record["unique_id"], 0) + 1
+        key = (record.get("model"), record["unique_id"])
+        counts[key] = counts.get(key, 0) + 1
     if not torn and all(count == 1 for count in counts.values()):
         return False
     tmp = path.with_name(path.name + ".compact.tmp")
@@ -191,15 +193,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class ResultsWriter:
-    """Appends records to a results file: one os.write per line, fsync every `sync_every` lines.
+    """Appends records to a results file: one os.write per line, fsync every `sync_every` lines (never, when
+    None: the caller then calls `fsync`, which may run in another thread).
 
     Holds an exclusive lock (`<file>.lock`, flock) for its lifetime, so a second run on the same file refuses
     to start; the lock goes with the process, even after kill -9.
     """
 
-    def __init__(self, path: Path, *, sync_every: int = 10) -> None:
+    def __init__(self, path: Path, *, sync_every: int | None = 10) -> None:
         self.path = path
-        self.sync_every = max(1, sync_every)
+        self.sync_every = max(1, sync_every) if sync_every is not None else None
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._unsynced = 0
@@ -231,7 +234,7 @@ class ResultsWriter:
             raise _write_error(self.path, err) from None
         self.lines_written += 1
         self._unsynced += 1
-        if self._unsynced >= self.sync_every:
+        if self.sync_every is not None and self._unsynced >= self.sync_every:
             self.sync()
 
     def sync(self) -> None:
@@ -242,6 +245,15 @@ class ResultsWriter:
             except OSError as err:
                 raise _write_error(self.path, err) from None
             self._unsynced = 0
+
+    def fsync(self) -> None:
+        """Force everything written so far to the disk; safe to call from a worker thread while appends go on."""
+        fd = self._fd
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            except OSError as err:
+                raise _write_error(self.path, err) from None
 
     def close(self) -> None:
         """Sync, close the file and release the lock."""

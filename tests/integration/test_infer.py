@@ -82,9 +82,7 @@ def test_k_samples_land_with_one_request_per_problem(
         assert len(record["responses"]) == 4
         assert [r["index"] for r in record["responses"]] == [0, 1, 2, 3]
         assert all(r["full_response"] and r["finish_reason"] == "stop" for r in record["responses"])
-        assert all(
-            r["obtained_via"] == "n=4" and r["usage"]["completion_tokens"] > 0 for r in record["responses"]
-        )
+        assert all(r["obtained_via"] == "n=4" and r["usage"]["completion_tokens"] > 0 for r in record["responses"])
         assert record["model"] == "test-model" and record["attempts"] == 1 and record["schema_version"] == 1
         assert record["generation"]["stop"][:3] == ["<end_of_turn>", "<|im_end|>", "<|eot_id|>"]
     assert "done 6" in result.stderr
@@ -95,9 +93,7 @@ def test_k_samples_land_with_one_request_per_problem(
     assert "already done 6" in again.stderr
 
 
-def test_completions_endpoint(
-    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_completions_endpoint(openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     result = run_cli(infer_args(openai_server, dataset_file(count=2), out, "--endpoint", "completions", k=2))
     assert result.returncode == 0, result.stderr
@@ -133,9 +129,7 @@ def test_kill_9_then_resume_sends_only_missing_requests(
         handle.write(b'{"unique_id": "open/algebra/1", "resp')
     done_before = {uid for uid, st in scan(out).problems.items() if st.good == 3}
     assert len(done_before) >= 10
-    questions = {
-        row["unique_id"]: row["question"] for row in map(json.loads, dataset.read_text().splitlines())
-    }
+    questions = {row["unique_id"]: row["question"] for row in map(json.loads, dataset.read_text().splitlines())}
     openai_server.reset()
     openai_server.latency = 0.0
 
@@ -201,17 +195,13 @@ def test_bad_dataset_row_is_reported_before_any_request(
     dataset = dataset_file(rows=rows)
     result = run_cli(infer_args(openai_server, dataset, tmp_path / "out.jsonl"))
     assert result.returncode == 1
-    assert (
-        "problems.jsonl" in result.stderr and "3" in result.stderr and "choice_index_correct" in result.stderr
-    )
+    assert "problems.jsonl" in result.stderr and "3" in result.stderr and "choice_index_correct" in result.stderr
     assert "Traceback" not in result.stderr
     assert openai_server.all_requests() == []
 
 
 def test_no_server_suggests_collect_serve(dataset_file: Callable[..., Path], tmp_path: Path) -> None:
-    result = run_cli(
-        ["infer", "--dataset", str(dataset_file(count=2)), "--api-base", "http://127.0.0.1:9/v1", *FAST]
-    )
+    result = run_cli(["infer", "--dataset", str(dataset_file(count=2)), "--api-base", "http://127.0.0.1:9/v1", *FAST])
     assert result.returncode == 1
     assert "no server answers at http://127.0.0.1:9/v1" in result.stderr
     assert "collect serve" in result.stderr and "Traceback" not in result.stderr
@@ -220,9 +210,7 @@ def test_no_server_suggests_collect_serve(dataset_file: Callable[..., Path], tmp
 def test_rate_limits_and_server_errors_are_retried(
     openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
 ) -> None:
-    openai_server.enqueue(
-        Status(429, retry_after=0.01), Status(429, retry_after="0"), Status(503), Drop(), Status(500)
-    )
+    openai_server.enqueue(Status(429, retry_after=0.01), Status(429, retry_after="0"), Status(503), Drop(), Status(500))
     out = tmp_path / "out.jsonl"
     result = run_cli(infer_args(openai_server, dataset_file(count=3), out, "--max-concurrent", "1", k=2))
     assert result.returncode == 0, result.stderr
@@ -440,3 +428,15 @@ def test_meta_sidecar_records_settings_without_secrets(
     assert meta["model"] == "test-model" and meta["k_responses"] == 1
     assert meta["dataset_fingerprint"].startswith("sha256:")
     assert "api_key" not in meta["settings"] and "sk-zzz" not in json.dumps(meta)
+
+
+def test_dropped_connections_from_a_live_server_count_as_failures_not_an_outage(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    openai_server.set_mode(Drop())
+    out = tmp_path / "out.jsonl"
+    result = run_cli(infer_args(openai_server, dataset_file(count=3), out, "--max-retries", "1", k=2))
+    assert result.returncode == 1
+    assert "failed 3" in result.stderr and "lost the server" not in result.stderr
+    assert all(r["attempts"] == 1 for r in records(out).values())
+    assert len(openai_server.completion_requests()) == 6  # every problem asked (1 retry each), none skipped
