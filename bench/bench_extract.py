@@ -114,7 +114,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
-    print(f"machine: {os.cpu_count()} cores (using {default_workers()}), python {sys.version.split()[0]}")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores (using {default_workers()}), python {sys.version.split()[0]}, "
+          f"load average before the run {load} (other work on the machine slows every figure)")
     have_data = (args.data / "mmlu_pro_dev.jsonl").exists() and (args.data / "math_dev.jsonl").exists()
     mcq = _load(args.data / "mmlu_pro_dev.jsonl") if have_data else _generated_mcq()
     math = _load(args.data / "math_dev.jsonl") if have_data else _generated_math()
