@@ -26,6 +26,7 @@ EXTRACTION = [
     ("The integers that satisfy the inequality are $\\boxed{2}$ and $\\boxed{3}$.", "2, 3", "boxed"),
     ("Thus, the two sequences are: \\[ \\boxed{10, 11, 12, 13, 14} \\quad \\text{and} \\quad \\boxed{-2, -1, 0, "
      "1, 2} \\]", "10, 11, 12, 13, 14, -2, -1, 0, 1, 2", "boxed"),
+    ("So the answer is \\boxed{4}.\n\n\\boxed{4}", "4", "boxed"),
     # Minerva / WizardMath / GSM8K / PRM800K formats
     ("Continuing this way, we see that there are exactly 11 possible values of $x$.\n\nFinal Answer: The final "
      "answer is 11. I hope it is correct.", "11", "final_answer_is"),

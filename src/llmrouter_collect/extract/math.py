@@ -148,7 +148,7 @@ def _last_boxed(text: str) -> tuple[int, Found] | None:
             group.insert(0, box)
         else:
             break
-    contents = [content for _, _, content in group if content]
+    contents = list(dict.fromkeys(content for _, _, content in group if content))  # a repeated box once
     if not contents:
         return None
     return group[0][0], Found(", ".join(contents), "boxed")
