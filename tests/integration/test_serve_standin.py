@@ -93,7 +93,8 @@ def serve(tmp_path: Path, standin: str) -> Iterator[Callable[..., Any]]:
         return run_cli(command, cli_env(state_dir, **extra_env), tmp_path, timeout=120)
 
     yield run
-    run_cli(["serve", "stop", "--all", "--grace", "2"], cli_env(state_dir), tmp_path, timeout=60)
+    if _state(state_dir):
+        run_cli(["serve", "stop", "--all", "--grace", "2"], cli_env(state_dir), tmp_path, timeout=60)
     for entry in _state(state_dir).values():
         if group_members(entry["pgid"]):
             os.killpg(entry["pgid"], signal.SIGKILL)

@@ -19,7 +19,8 @@ import pytest
 from tests.vllm.conftest import MAX_MODEL_LEN, SERVED_NAME
 from tests.vllm.serve_helpers import cli_env, free_port, group_members, run_cli
 
-pytestmark = pytest.mark.vllm
+# Starting two vLLMs can outlast pytest-timeout's default on a slow runner; SERVE_TIMEOUT bounds it instead.
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
 API_KEY = "sk-serve-test-7f3a9c"
 SERVE_TIMEOUT = 300.0
