@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..console import err_console, info, out_console, warn
+from ..console import LiveStatus, err_console, info, out_console, warn
 from ..console import print_error as print_collect_error
 from ..extract import OUTCOMES
 from ..extract.runner import FileFailure, FileSummary, grade_path, ratio
@@ -54,26 +56,46 @@ def extract(
     """
     settings = run_or_exit(lambda: load_settings(workers=workers, grade_timeout=grade_timeout))
 
+    progress = _Progress()
+
     def announce(source: Path, target: Path) -> None:
         info(f"grading {source} → {target}")
+        progress.file, progress.records, progress.started = source.name, 0, time.monotonic()
+
+    def advance(records: int) -> None:
+        progress.records = records
 
     def run() -> int:
         failures = 0
         results = grade_path(
-            input_path, output, workers=settings.workers, timeout=settings.grade_timeout, on_file=announce
+            input_path, output, workers=settings.workers, timeout=settings.grade_timeout, on_file=announce,
+            on_record=advance,
         )
-        for result in results:
-            if isinstance(result, FileFailure):
-                failures += 1
-                print_collect_error(result.error)
-                continue
-            _print_summary(result, by_category=by_category, timeout=settings.grade_timeout)
+        with LiveStatus(progress.render):
+            for result in results:
+                if isinstance(result, FileFailure):
+                    failures += 1
+                    print_collect_error(result.error)
+                    continue
+                _print_summary(result, by_category=by_category, timeout=settings.grade_timeout)
         return failures
 
     failures = run_or_exit(run)
     if failures:
         err_console.print(f"[bold red]{failures} file(s) could not be graded[/]")
         raise typer.Exit(1)
+
+
+@dataclass
+class _Progress:
+    """What the live status line shows while a file is graded."""
+
+    file: str = ""
+    records: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def render(self) -> str:
+        return f"grading {self.file}: {self.records} problems, {time.monotonic() - self.started:.0f}s"
 
 
 _SHORT = {"truncated": "trunc"}

@@ -338,8 +338,11 @@ def grade_path(
     workers: int | None = None,
     timeout: float = 5.0,
     on_file: Callable[[Path, Path], None] | None = None,
+    on_record: Callable[[int], None] | None = None,
 ) -> Iterator[FileSummary | FileFailure]:
     """Grade a results file, or every results file of a directory, yielding one summary (or failure) per file.
+
+    `on_file(source, target)` is called before each file, `on_record(n)` after each record written.
 
     Raises:
         GradeError: when the paths themselves are wrong (see `plan`); a bad file in a directory is yielded as
@@ -350,7 +353,7 @@ def grade_path(
         if on_file is not None:
             on_file(source, target)
         try:
-            yield grade_file(source, target, workers=workers, timeout=timeout)
+            yield grade_file(source, target, workers=workers, timeout=timeout, on_record=on_record)
         except CollectError as error:
             if len(pairs) == 1:
                 raise
