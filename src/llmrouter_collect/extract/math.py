@@ -128,10 +128,10 @@ def _last_boxed(text: str) -> tuple[int, Found] | None:
         while position < len(text) and text[position] in " \t":
             position += 1
         if position < len(text) and text[position] == "{":
-            group = _braced(text, position)
-            if group is None:
+            braced = _braced(text, position)
+            if braced is None:
                 continue  # unclosed: cut off by the token limit
-            content, end = group
+            content, end = braced
         else:  # "\boxed 5"
             bare = re.match(r"[^\s$.,]+", text[position:])
             if not bare:
@@ -175,7 +175,7 @@ def _clean_value(value: str) -> str:
     value = re.split(r"\.\s+(?=[A-Z])|\.\s*$", value)[0].strip().rstrip(".").strip()
     # A sentence instead of a bare answer ("Hillary has 7 nickels"): its only number is the answer.
     if len(re.findall(r"[A-Za-z]{2,}", value)) >= 2 and "\\" not in value:
-        numbers = _NUMBER.findall(value)
+        numbers: list[str] = _NUMBER.findall(value)
         if len(numbers) == 1:
             return numbers[0]
     return value
@@ -350,13 +350,18 @@ def symbolic_equal(pred: str, gold: str) -> bool:
     Slow and unbounded in time: call it in a worker process with a hard time limit (see `runner`).
     A parse that reads only a number out of an answer that has more in it (`16√2` read as 16) is not trusted.
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import (  # type: ignore[import-untyped]
+        ExprExtractionConfig,
+        LatexExtractionConfig,
+        parse,
+        verify,
+    )
 
     gold_n = normalize(gold, strip_assignment=True)
     pred_n = normalize(pred, strip_assignment="=" not in gold_n.text)
     config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    gold_parsed = parse("$" + gold_n.text + "$", config, parsing_timeout=None)  # type: ignore[arg-type]
-    pred_parsed = parse("$" + pred_n.text + "$", config, parsing_timeout=None)  # type: ignore[arg-type]
+    gold_parsed = parse("$" + gold_n.text + "$", config, parsing_timeout=None)
+    pred_parsed = parse("$" + pred_n.text + "$", config, parsing_timeout=None)
     if not gold_parsed or not pred_parsed:
         return False
     if _partial(pred_parsed, pred_n.text) or _partial(gold_parsed, gold_n.text):
@@ -366,7 +371,7 @@ def symbolic_equal(pred: str, gold: str) -> bool:
 
 def _partial(parsed: list[object], text: str) -> bool:
     """True when math-verify turned an answer it cannot read in full into a bare number ("16√2" read as 16)."""
-    from sympy import Number
+    from sympy import Number  # type: ignore[import-untyped]
 
     return isinstance(parsed[0], Number) and bool(re.search(r"[√π∞]|(?<![\\a-zA-Z])(?:sqrt|pi)\b", text))
 

@@ -219,8 +219,8 @@ def _context() -> Any:
 
 
 def _preload_math() -> None:
-    import math_verify  # noqa: F401 — loaded once here, inherited by every worker forked later
-    import sympy  # noqa: F401
+    import math_verify  # type: ignore[import-untyped]  # noqa: F401 — inherited by workers forked later
+    import sympy  # type: ignore[import-untyped]  # noqa: F401
 
 
 def default_workers() -> int:
