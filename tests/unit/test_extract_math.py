@@ -44,6 +44,7 @@ EXTRACTION = [
     ("**Answer:** 1,450,000", "1,450,000", "answer_is"),
     ('{"reasoning": "2+2", "answer": "4"}', "4", "json_answer"),
     ('{"answer": 12.5}', "12.5", "json_answer"),
+    ("So she spends \\(\\$36\\).\n\nAnswer: $\\$36$", "\\$36", "answer_is"),
     # plain prose: the closing sentence, never a number from the middle
     ("Gene has been vacationing for 34 - 23 = 11 years.\n\nSince he goes on four vacations each year, he has 4 "
      "vacations/year * 11 years = 44 vacations.\n\nTherefore, he has 44 souvenir t-shirts, which means he has 44 "
@@ -148,6 +149,11 @@ EQUIVALENCE = [
     ("1 \\text{ and } 3", "1,3", True),
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
     ("\\begin{pmatrix} 1 \\\\ 3 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
+    ("\\begin{pmatrix}1/5\\\\-18/5\\end{pmatrix}", "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", True),
+    ("\\begin{pmatrix}-2\\\\-14\\end{pmatrix}", "\\begin{pmatrix} -2 \\\\ 14 \\end{pmatrix}", False),
+    # mixed numbers (MATH-500 writes some answers this way)
+    ("137.5", "137 \\frac{1}{2}", True),
+    ("\\frac{9}{5}", "1\\frac{4}{5}", True),
     # expressions
     ("\\frac{1}{\\sin x \\cos x} - \\tan x", "\\cot x", True),
     ("\\csc x", "\\cot x", False),

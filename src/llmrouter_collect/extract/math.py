@@ -168,9 +168,11 @@ def _clean_value(value: str) -> str:
     boxed = _last_boxed(value)
     if boxed:
         return boxed[1].answer
-    math = re.search(r"\$\$?(?P<m>[^$]+)\$\$?|\\\((?P<p>.+?)\\\)|\\\[(?P<b>.+?)\\\]", value)
-    if math and value.lstrip().startswith(("$", "\\(", "\\[")):
-        return (math.group("m") or math.group("p") or math.group("b")).strip()
+    dollar = "\x00"  # an escaped "\\$" (currency) is not a math delimiter
+    shielded = value.replace("\\$", dollar)
+    math = re.search(r"\$\$?(?P<m>[^$]+)\$\$?|\\\((?P<p>.+?)\\\)|\\\[(?P<b>.+?)\\\]", shielded)
+    if math and shielded.lstrip().startswith(("$", "\\(", "\\[")):
+        return (math.group("m") or math.group("p") or math.group("b")).strip().replace(dollar, "\\$")
     # Drop a closing remark: "18. I hope it is correct."
     value = re.split(r"\.\s+(?=[A-Z])|\.\s*$", value)[0].strip().rstrip(".").strip()
     # A sentence instead of a bare answer ("Hillary has 7 nickels"): its only number is the answer.
@@ -254,10 +256,11 @@ def normalize(answer: str, *, strip_assignment: bool = True) -> Normal:
     for wrapper in ("\\$", "$", "\\(", "\\)", "\\[", "\\]"):
         text = text.replace(wrapper, "")
     text = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", text)
-    text = re.sub(r"\\(?:!|,|;|:| |quad|qquad|displaystyle)", " " , text).replace("~", " ")
+    # Spacing commands go; a row break (two backslashes, in matrices) stays.
+    text = re.sub(r"(?<!\\)\\(?:!|,|;|:| |quad|qquad|displaystyle)", " ", text).replace("~", " ")
     text = re.sub(r"\\[dt]frac", r"\\frac", text)
     text = re.sub(r"\\boxed\s*\{(.*)\}", r"\1", text)
-    text = re.sub(r"\\(?=\d)", "", text)  # "\15" (a stray backslash from "\$15")
+    text = re.sub(r"(?<!\\)\\(?=\d)", "", text)  # "\15" (a stray backslash from "\$15")
     text = re.sub(r"(?<=\d)(?:st|nd|rd|th)\b", "", text)  # "6th place"
     text = re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}|\s+(?:and|or)\s+(?=[-+(\\\d])", ", ", text)
     text = re.sub(r"(\\(?:text|mathrm|mbox)\s*\{[^{}]*\})\s*\^\s*\{?[23]\}?", r"\1", text)
