@@ -440,3 +440,32 @@ def test_dropped_connections_from_a_live_server_count_as_failures_not_an_outage(
     assert "failed 3" in result.stderr and "lost the server" not in result.stderr
     assert all(r["attempts"] == 1 for r in records(out).values())
     assert len(openai_server.completion_requests()) == 6  # every problem asked (1 retry each), none skipped
+
+
+def test_old_underscore_flags_still_work(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    dataset = dataset_file(count=4)
+    result = run_cli(
+        ["infer", "--dataset", str(dataset), "--k_responses", "2", "--api_base", openai_server.url,
+         "--num_problems", "3", "--output_dir", str(tmp_path / "res"), "--output_file", "old.jsonl",
+         "--max_concurrent", "2", "--batch_size", "1", "--max_attempts", "2", "--max_tokens", "64"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = records(tmp_path / "res" / "old.jsonl")
+    assert len(got) == 3 and all(len(r["responses"]) == 2 for r in got.values())
+    assert all(r.body["max_tokens"] == 64 and r.n == 2 for r in openai_server.completion_requests())
+
+
+def test_growing_the_subset_only_asks_the_new_problems(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    dataset = dataset_file(count=12)
+    out = tmp_path / "out.jsonl"
+    assert run_cli(infer_args(openai_server, dataset, out, "--num-problems", "4", k=1)).returncode == 0
+    first = set(records(out))
+    assert len(first) == 4 and len({uid.split("/")[1] for uid in first}) >= 3  # spread over categories
+    openai_server.reset()
+    assert run_cli(infer_args(openai_server, dataset, out, "--num-problems", "7", k=1)).returncode == 0
+    assert len(openai_server.completion_requests()) == 3
+    assert first < set(records(out)) and len(records(out)) == 7
