@@ -54,6 +54,11 @@ CASES = [
     # --- option text restated instead of a letter
     ("The property tax is $7,800 / 100 x $2.80. The answer is $218.40.", TAX, "A", "option_text"),
     ("The group that benefits is borrowers. The answer is Borrowers.", FOUR, "C", "option_text"),
+    ("Thus the answer is Mr. Fields should sell the property now for $120,000.",
+     ["Mr. Fields should keep the property.", "Mr. Fields should sell the property now for $120,000."], "B",
+     "option_text"),
+    ("The fine is the penalty. The answer is A $500 fine.", ["Probation", "A $500 fine", "Jail"], "B", "option_text"),
+    ("The answer is A because savers lose.", FOUR, "A", "answer_is"),
     # --- HTML entities in the text
     ("Because A &amp; B both fail, the answer is (D).", TEN, "D", "answer_is"),
     # --- a run of answers to other questions after the reasoned answer: the reasoned answer counts

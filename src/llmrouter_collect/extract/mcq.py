@@ -67,6 +67,8 @@ _LEAD = re.compile(r"^[\s*>#-]*(?:\((?P<a>[A-Z]{1,2})\)|(?P<b>[A-Z]{1,2})[.)])\s
 _MORE = re.compile(
     r"\s*(?:,|;|/|&|\+|\band\b|\bor\b)\s*(?:and\s+|or\s+)?(?:option\s+|choice\s+)?[(*$]*\s*(?P<letter>[A-Z]{1,2})(?![A-Za-z0-9])[)*]*",
 )
+# A bare "A" that is the article ("the answer is A bit more", "Answer: A $500 fine") — not "A because ...".
+_ARTICLE = re.compile(r"[ \t]+(?!(?:because|since|as|which|is|was|and|or)\b)[a-z$\d]")
 # A bare "I" after "answer is" that is the pronoun ("the answer is I think (B)").
 _PRONOUN_I = re.compile(r"\s+(?:think|believe|would|will|guess|am|have|can|cannot|can't|don't|do|need|must|'m)\b")
 # Phrases that take back an answer ("the answer is not (C)"); those matches are skipped.
@@ -194,7 +196,7 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
             continue
         if not wrapped and letter == "I" and _PRONOUN_I.match(text, match.end()):
             continue
-        if not wrapped and letter == "A" and re.match(r"\s+[a-z]", text[match.end() : match.end() + 3]):
+        if not wrapped and letter == "A" and _ARTICLE.match(text, match.end()):
             continue  # the article: "the answer is A bit ...", "Answer: A lot"
         if letter not in valid:
             continue
@@ -213,19 +215,22 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
             found.append(Choice(letter, "answer_is", match.start()))
     # An answer phrase followed by an option's text instead of its letter: "The answer is $218.40."
     if choices:
+        options = [_norm_option(option) for option in choices]
         for match in _ANSWER_TEXT.finditer(text):
-            phrase = _norm_option(match.group("text"))
-            if not phrase:
-                continue
-            hits = [i for i, option in enumerate(choices) if _norm_option(option) == phrase]
-            if len(hits) == 1:
-                found.append(Choice(choice_letter(hits[0]), "option_text", match.start()))
+            rest = match.group("text")
+            # The option's text may itself contain ". " ("Mr. Fields should sell..."): try the whole line,
+            # then its first sentence.
+            for phrase in dict.fromkeys((_norm_option(rest), _norm_option(re.split(r"\.\s", rest)[0]))):
+                hits = [i for i, option in enumerate(options) if phrase and option == phrase]
+                if len(hits) == 1:
+                    found.append(Choice(choice_letter(hits[0]), "option_text", match.start()))
+                    break
     return found
 
 
 _ANSWER_TEXT = re.compile(
-    r"\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be)\s*:?\s*(?P<text>[^\n]{1,300}?)\s*(?:\.\s|\.?$|\n)",
-    re.IGNORECASE | re.MULTILINE,
+    r"\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be)\s*:?[ \t]*(?P<text>[^\n]{1,400})",
+    re.IGNORECASE,
 )
 
 
