@@ -252,7 +252,6 @@ class _Engine:
         self.templates = templates
         self.stats = stats
         self.warn = warn
-        self.k = settings.k_responses
         self.n_supported = True
         self.unreachable: str | None = None
         self._record_head = {"schema_version": SCHEMA_VERSION}
