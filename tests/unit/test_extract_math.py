@@ -44,6 +44,7 @@ EXTRACTION = [
     ("**Answer:** 1,450,000", "1,450,000", "answer_is"),
     ('{"reasoning": "2+2", "answer": "4"}', "4", "json_answer"),
     ('{"answer": 12.5}', "12.5", "json_answer"),
+    ("\\begin{align*} x &amp;= 2 \\end{align*} so $x \\boxed{&lt; 3}$", "< 3", "boxed"),
     ("So she spends \\(\\$36\\).\n\nAnswer: $\\$36$", "\\$36", "answer_is"),
     # plain prose: the closing sentence, never a number from the middle
     ("Gene has been vacationing for 34 - 23 = 11 years.\n\nSince he goes on four vacations each year, he has 4 "

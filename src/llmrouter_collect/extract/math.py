@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ def extract_math_answer(text: str, *, allow_last_sentence: bool = True) -> Found
     """
     if len(text) > MAX_SCAN_CHARS:
         text = text[-MAX_SCAN_CHARS:]
+    if "&amp;" in text or "&lt;" in text or "&gt;" in text:  # HTML-escaped output (some APIs and dumps)
+        text = html.unescape(text)
     strong: list[tuple[int, Found]] = []
     boxed = _last_boxed(text)
     if boxed:
