@@ -27,7 +27,7 @@ if str(_ROOT) not in sys.path:
 from tests.vllm.serve_helpers import cli_env, free_port, group_members, run_cli  # noqa: E402
 
 STANDIN = r"""
-import argparse, json, os, signal, subprocess, sys, time
+import argparse, json, os, signal, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -47,11 +47,13 @@ if args.mode == "crash":
     print("ValueError: Invalid repository ID or local directory: 'not-a-model'", file=sys.stderr, flush=True)
     sys.exit(1)
 # A second process in the same group, like vLLM's engine core.
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+# Never outlive a broken test run by long.
+threading.Timer(300, os._exit, args=(0,)).start()
 if args.mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if args.mode == "hang":
-    time.sleep(3600)
+    time.sleep(300)
 key = os.environ.get("VLLM_API_KEY")
 name = args.served_model_name or args.model or args.model_flag
 
@@ -93,17 +95,28 @@ def serve(tmp_path: Path, standin: str) -> Iterator[Callable[..., Any]]:
         return run_cli(command, cli_env(state_dir, **extra_env), tmp_path, timeout=120)
 
     yield run
-    if _state(state_dir):
-        run_cli(["serve", "stop", "--all", "--grace", "2"], cli_env(state_dir), tmp_path, timeout=60)
-    for entry in _state(state_dir).values():
-        if group_members(entry["pgid"]):
-            os.killpg(entry["pgid"], signal.SIGKILL)
+    _stop_everything(state_dir, tmp_path)
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., Any]:
-    """`cli(args, **env)`: any `collect` command with the same state directory as `serve`."""
-    return lambda args, **extra_env: run_cli(args, cli_env(tmp_path / "state", **extra_env), tmp_path, timeout=120)
+def cli(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`cli(args, **env)`: any `collect` command with the same state directory as `serve`; stops what it started."""
+    state_dir = tmp_path / "state"
+    yield lambda args, **extra_env: run_cli(args, cli_env(state_dir, **extra_env), tmp_path, timeout=120)
+    _stop_everything(state_dir, tmp_path)
+
+
+def _stop_everything(state_dir: Path, cwd: Path) -> None:
+    """After a test: stop every server it left recorded (through the CLI, then SIGKILL if that failed)."""
+    try:
+        servers = _state(state_dir)
+    except ValueError:  # a test may leave a broken state file on purpose
+        return
+    if servers:
+        run_cli(["serve", "stop", "--all", "--grace", "2"], cli_env(state_dir), cwd, timeout=60)
+    for entry in servers.values():
+        if group_members(entry["pgid"]):
+            os.killpg(entry["pgid"], signal.SIGKILL)
 
 
 def _state(state_dir: Path) -> dict[int, dict[str, Any]]:
