@@ -310,12 +310,10 @@ def _check_kind(path: Path) -> None:
             first = handle.readline(1 << 24)
     except OSError as err:
         raise StoreError(f"cannot read {path}: {err.strerror}") from None
-    if not first.strip():
-        if not first.endswith(b"\n") and not first:
-            raise GradeError(f"{path} is empty: no results to grade", hint="run `collect infer` first")
-        return
-    if not first.endswith(b"\n"):
-        return  # one torn line only: a run that has just started; grading finds no complete record
+    if not first:
+        raise GradeError(f"{path} is empty: no results to grade", hint="run `collect infer` first")
+    if not first.strip() or not first.endswith(b"\n"):
+        return  # a blank first line (the reader skips it), or one torn line of a run that has just started
     try:
         record = orjson.loads(first)
     except orjson.JSONDecodeError:
