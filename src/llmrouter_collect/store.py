@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -54,35 +54,47 @@ def iter_lines(
     A last line without its newline (a write cut short, or a run still writing) is not yielded: `on_torn`
     gets its line number. A bad line elsewhere raises StoreError naming the file and line.
     """
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
+    handle = _open(path)
+    if handle is None:
         return
+    with handle:
+        yield from _iter_handle(handle, path, on_torn)
+
+
+def _open(path: Path) -> BinaryIO | None:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        return None
     except OSError as err:
         raise StoreError(f"cannot read {path}: {err.strerror}") from None
-    with handle:
-        offset = 0
-        line_no = 0
-        pending = b""
+
+
+def _iter_handle(
+    handle: BinaryIO, path: Path, on_torn: Callable[[int], None] | None
+) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    offset = 0
+    line_no = 0
+    pending = b""
+    while True:
+        chunk = handle.read(_READ_CHUNK)
+        if not chunk:
+            break
+        data = pending + chunk
+        start = 0
         while True:
-            chunk = handle.read(_READ_CHUNK)
-            if not chunk:
+            end = data.find(b"\n", start)
+            if end < 0:
                 break
-            data = pending + chunk
-            start = 0
-            while True:
-                end = data.find(b"\n", start)
-                if end < 0:
-                    break
-                line_no += 1
-                raw = data[start:end]
-                if raw.strip():
-                    yield line_no, offset, end - start, _parse(path, line_no, raw)
-                offset += end - start + 1
-                start = end + 1
-            pending = data[start:]
-        if pending.strip() and on_torn is not None:
-            on_torn(line_no + 1)
+            line_no += 1
+            raw = data[start:end]
+            if raw.strip():
+                yield line_no, offset, end - start, _parse(path, line_no, raw)
+            offset += end - start + 1
+            start = end + 1
+        pending = data[start:]
+    if pending.strip() and on_torn is not None:
+        on_torn(line_no + 1)
 
 
 def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
@@ -130,13 +142,15 @@ def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) ->
 
     Safe on a file that `collect infer` is still appending to: only complete lines are read.
     """
-    # Keyed by model too, so a file that concatenates several models' results never mixes them.
-    index: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
-    for _, offset, length, record in iter_lines(path, on_torn=on_torn):
-        index.setdefault((record.get("model"), record["unique_id"]), []).append((offset, length))
-    if not index:
+    handle = _open(path)
+    if handle is None:
         return
-    with path.open("rb") as handle:
+    # One handle for both passes: if a finishing run replaces the file (compaction), the offsets stay valid.
+    with handle:
+        # Keyed by model too, so a file that concatenates several models' results never mixes them.
+        index: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
+        for _, offset, length, record in _iter_handle(handle, path, on_torn):
+            index.setdefault((record.get("model"), str(record["unique_id"])), []).append((offset, length))
         for spans in index.values():
             fragments = []
             for offset, length in spans:
@@ -147,8 +161,10 @@ def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) ->
 
 
 def _is_compact(record: dict[str, Any]) -> bool:
-    responses = record.get("responses", [])
-    return all(response.get("index") == i for i, response in enumerate(responses))
+    responses = record.get("responses")
+    if not isinstance(responses, list):
+        return True  # nothing to merge; the reader of the record reports what is wrong with it
+    return all(isinstance(r, dict) and r.get("index") == i for i, r in enumerate(responses))
 
 
 def compact(path: Path) -> bool:

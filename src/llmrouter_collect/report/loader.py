@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from ..errors import ConfigError, GradeError
-from ..records import merge_records
-from ..store import iter_lines
+from ..store import iter_records
 from .metrics import majority_vote
 
 OUTCOMES = ("correct", "wrong", "unparsed", "truncated", "error")
@@ -215,7 +212,7 @@ def _load_file(
     torn: list[int] = []
     first = True
     records = 0
-    for record in iter_model_records(path, on_torn=torn.append):
+    for record in iter_records(path, on_torn=torn.append):
         graded = _check_graded(path, record)
         if first:
             first = False
@@ -250,34 +247,6 @@ def _load_file(
         note(f"{path}: the last line is incomplete (a run still writing?); it was left out")
     if records == 0 and first:
         note(f"skipped {path}: empty file")
-
-
-def iter_model_records(path: Path, *, on_torn: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield one merged record per (model, problem), streaming; memory holds only line offsets.
-
-    Like `store.iter_records`, but keyed by model as well: a file that several models' results were
-    concatenated into keeps each model's records apart.
-    """
-    index: dict[tuple[Any, str], list[tuple[int, int]]] = {}
-    for _, offset, length, record in iter_lines(path, on_torn=on_torn):
-        index.setdefault((record.get("model"), str(record["unique_id"])), []).append((offset, length))
-    with path.open("rb") as handle:
-        for spans in index.values():
-            fragments = []
-            for offset, length in spans:
-                handle.seek(offset)
-                fragments.append(orjson.loads(handle.read(length)))
-            if len(fragments) == 1 and _is_compact(fragments[0]):
-                yield fragments[0]
-            else:
-                yield merge_records(fragments)
-
-
-def _is_compact(record: dict[str, Any]) -> bool:
-    responses = record.get("responses")
-    if not isinstance(responses, list):
-        return True
-    return all(isinstance(r, dict) and r.get("index") == i for i, r in enumerate(responses))
 
 
 def _not_graded(path: Path) -> GradeError:
