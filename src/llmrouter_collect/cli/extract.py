@@ -128,20 +128,26 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
             title=f"by category — {escape(summary.input.name)}", title_justify="left", box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        table.add_column("category", no_wrap=True, max_width=20)
         headers = ["n", *(_SHORT.get(outcome, outcome) for outcome in OUTCOMES), "acc", "acc|ans"]
-        for header in headers:
-            table.add_column(header, justify="right", min_width=len(header), no_wrap=True)
+        rows = []
         for category in sorted(summary.by_category):
             row = summary.by_category[category]
             total = sum(row.values())
-            table.add_row(
-                escape(category), str(total), *(str(row[outcome]) for outcome in OUTCOMES),
-                _fmt(ratio(row["correct"], total)), _fmt(ratio(row["correct"], row["correct"] + row["wrong"])),
-            )
-        table.add_section()
-        table.add_row(
+            rows.append(
+                [escape(category), str(total), *(str(row[outcome]) for outcome in OUTCOMES),
+                 _fmt(ratio(row["correct"], total)), _fmt(ratio(row["correct"], row["correct"] + row["wrong"]))]
+            )  # fmt: skip
+        total_row = [
             "all", str(summary.responses), *(str(counts[outcome]) for outcome in OUTCOMES),
             _fmt(summary.accuracy), _fmt(summary.answered_accuracy),
-        )
+        ]  # fmt: skip
+        table.add_column("category", no_wrap=True, max_width=24)
+        for i, header in enumerate(headers, start=1):
+            # Numbers are never cut: each column is at least as wide as its widest cell.
+            widest = max(len(header), len(total_row[i]), *(len(r[i]) for r in rows))
+            table.add_column(header, justify="right", min_width=widest, no_wrap=True)
+        for cells in rows:
+            table.add_row(*cells)
+        table.add_section()
+        table.add_row(*total_row)
         out_console.print(table)
