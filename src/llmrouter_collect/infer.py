@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from .store import FileState, ResultsWriter, compact, scan
 
 SYNC_INTERVAL_S = 5.0
 """Longest time a written line waits for its fsync when results trickle in slowly."""
+CLIENT_ERRORS_BEFORE_STOP = 10
+"""A run whose first requests all fail with a client error (4xx) stops after this many: the settings are wrong."""
 
 
 @dataclass(slots=True)
@@ -45,18 +48,20 @@ class InferStats:
     skipped_exhausted: int = 0
     problems_done: int = 0
     problems_failed: int = 0
+    problems_not_asked: int = 0
     responses: int = 0
     requests: int = 0
     failed_requests: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    errors_by_message: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
     @property
     def finished(self) -> int:
         """Problems of this run's plan that are over, well or not."""
-        return self.problems_done + self.problems_failed
+        return self.problems_done + self.problems_failed + self.problems_not_asked
 
 
 @dataclass(slots=True)
@@ -69,13 +74,21 @@ class InferSummary:
     elapsed_s: float
     compacted: bool = False
     torn_bytes_cut: int = 0
-    unreachable: str | None = None
+    stopped: StopReason | None = None
     n_fallback: bool = False
 
     @property
     def left_failed(self) -> int:
         """Problems still without their k good responses when the run ended."""
-        return self.stats.problems_failed + self.stats.skipped_exhausted
+        return self.stats.problems_failed + self.stats.problems_not_asked + self.stats.skipped_exhausted
+
+
+@dataclass(frozen=True, slots=True)
+class StopReason:
+    """Why a run stopped asking before its plan was done (the server is gone, or every request is refused)."""
+
+    message: str
+    hint: str
 
 
 @dataclass(slots=True)
@@ -87,6 +100,7 @@ class ProblemRun:
     prior_attempts: int
     next_index: int
     counted: bool = False
+    asked: bool = False
     outstanding: int = 0
     got: int = 0
 
@@ -253,7 +267,9 @@ class _Engine:
         self.stats = stats
         self.warn = warn
         self.n_supported = True
-        self.unreachable: str | None = None
+        self.stopped: StopReason | None = None
+        self._successes = 0
+        self._client_errors = 0
         self._record_head = {"schema_version": SCHEMA_VERSION}
         self._record_run = {**identity, "api_base": client.base_url, "k_requested": settings.k_responses}
         self._last_sync = time.monotonic()
@@ -267,7 +283,7 @@ class _Engine:
             for _ in range(workers):
                 group.create_task(self._worker(queue))
             for problem_run in runs:
-                if self.unreachable:
+                if self.stopped:
                     break
                 jobs = self._split(problem_run.need)
                 problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
@@ -286,14 +302,17 @@ class _Engine:
             if job is None:
                 return
             problem_run, n = job
-            if not self.unreachable:
+            if not self.stopped:
+                problem_run.asked = True
                 await self._ask(problem_run, n)
             problem_run.outstanding -= 1
             if problem_run.outstanding == 0:
                 if problem_run.got >= problem_run.need:
                     self.stats.problems_done += 1
-                else:
+                elif problem_run.asked:
                     self.stats.problems_failed += 1
+                else:
+                    self.stats.problems_not_asked += 1
 
     async def _ask(self, problem_run: ProblemRun, n_wanted: int) -> None:
         problem = problem_run.problem
@@ -327,6 +346,7 @@ class _Engine:
                 )
                 return
             problem_run.counted = True
+            self._successes += 1
             responses = reply_responses(reply, problem_run.next_index, n)
             problem_run.next_index += len(responses)
             problem_run.got += len(responses)
@@ -338,16 +358,28 @@ class _Engine:
 
     async def _fail(self, problem_run: ProblemRun, failure: RequestFailed, remaining: int, n: int) -> None:
         self.stats.failed_requests += 1
+        self.stats.errors_by_message[failure.message[:200]] += 1
         if failure.kind == "connection" and not await self._server_answers():
             # A server that cannot be reached does not use up the problem's attempts; stop asking.
-            self.unreachable = failure.message
+            if not self.stopped:
+                self.stopped = StopReason(
+                    f"lost the server: {failure.message}",
+                    "is it still running? (`collect serve status`) — rerun the same command to resume",
+                )
         else:
             problem_run.counted = True
+        if failure.kind == "http" and failure.status is not None and 400 <= failure.status < 500:
+            self._client_errors += 1
+            if not self._successes and self._client_errors >= CLIENT_ERRORS_BEFORE_STOP and not self.stopped:
+                self.stopped = StopReason(
+                    f"the first {self._client_errors} requests were all refused — {failure.message}",
+                    "fix the setting it names (e.g. --max-tokens below the server's context length) and rerun",
+                )
         self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
 
     async def _server_answers(self) -> bool:
         """After a connection failure: is the server still there (it only dropped connections) or gone?"""
-        if self.unreachable:
+        if self.stopped:
             return False
         try:
             await self.client.list_models()
@@ -543,7 +575,7 @@ async def run_infer(
             model=model,
             stats=stats,
             elapsed_s=elapsed,
-            unreachable=engine.unreachable,
+            stopped=engine.stopped,
             n_fallback=not engine.n_supported,
             torn_bytes_cut=writer.torn_bytes_cut,
         )

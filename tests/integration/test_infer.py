@@ -469,3 +469,17 @@ def test_growing_the_subset_only_asks_the_new_problems(
     assert run_cli(infer_args(openai_server, dataset, out, "--num-problems", "7", k=1)).returncode == 0
     assert len(openai_server.completion_requests()) == 3
     assert first < set(records(out)) and len(records(out)) == 7
+
+
+def test_a_run_whose_requests_are_all_refused_stops_early_and_says_why(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    message = "max_tokens=4096 cannot be greater than max_model_len=512."
+    openai_server.set_mode(Status(400, body={"error": {"message": message, "type": "BadRequestError"}}))
+    out = tmp_path / "out.jsonl"
+    result = run_cli(infer_args(openai_server, dataset_file(count=60), out, "--max-concurrent", "2", k=1))
+    assert result.returncode == 1
+    assert "requests were all refused" in result.stderr and message in result.stderr
+    assert "failed request(s): HTTP 400" in result.stderr and "not asked" in result.stderr
+    assert len(openai_server.completion_requests()) < 20  # stopped early, not 60 refusals
+    assert "Traceback" not in result.stderr

@@ -19,9 +19,7 @@ from ._common import run_or_exit
 
 @app.command(no_args_is_help=False)
 def infer(
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")
-    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")] = None,
     dataset: Annotated[
         str | None,
         typer.Option("--dataset", "-d", help="math500, mmlu_pro, sample, or a file path; comma-separated."),
@@ -39,9 +37,7 @@ def infer(
         int | None, typer.Option("--max-tokens", "--max_tokens", help="Max tokens per response.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed sent to the server.")] = None,
-    stop: Annotated[
-        list[str] | None, typer.Option("--stop", help="Extra stop sequence (repeatable).")
-    ] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Extra stop sequence (repeatable).")] = None,
     no_default_stop: Annotated[
         bool, typer.Option("--no-default-stop", help="Do not add chat special tokens as stop sequences.")
     ] = False,
@@ -51,9 +47,7 @@ def infer(
     ] = None,
     prompt_template: Annotated[
         Path | None,
-        typer.Option(
-            "--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."
-        ),
+        typer.Option("--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."),
     ] = None,
     api_mode: Annotated[str | None, typer.Option("--api-mode", "--api_mode", help="local or remote.")] = None,
     api_base: Annotated[
@@ -131,22 +125,18 @@ def infer(
     stats = InferStats()
     with LiveStatus(lambda: status_line(stats)):
         summary = run_or_exit(
-            lambda: asyncio.run(
-                run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}"))
-            )
+            lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}")))
         )
     print_summary(summary)
-    if summary.unreachable:
-        run_or_exit(lambda: _raise_unreachable(summary))
+    if summary.stopped:
+        stopped = summary.stopped
+        run_or_exit(lambda: _raise(EndpointError(stopped.message, hint=stopped.hint)))
     if summary.left_failed:
         raise typer.Exit(1)
 
 
-def _raise_unreachable(summary: InferSummary) -> None:
-    raise EndpointError(
-        f"lost the server: {summary.unreachable}",
-        hint="is it still running? (`collect serve status`) — rerun the same command to resume",
-    )
+def _raise(error: EndpointError) -> None:
+    raise error
 
 
 def status_line(stats: InferStats) -> str:
@@ -176,10 +166,13 @@ def print_summary(summary: InferSummary) -> None:
     err_console.print(
         f"[bold]done[/] {stats.problems_done} · [bold]already done[/] {stats.skipped_done}"
         f" · [bold]failed[/] {stats.problems_failed}"
+        + (f" · [bold]not asked[/] {stats.problems_not_asked}" if stats.problems_not_asked else "")
         + (f" · [bold]out of attempts[/] {stats.skipped_exhausted}" if stats.skipped_exhausted else "")
         + f" · responses {stats.responses} · tokens {stats.prompt_tokens} in / {stats.completion_tokens} out"
         f" · retries {stats.retries} · {summary.elapsed_s:.1f} s"
     )
+    for message, count in stats.errors_by_message.most_common(3):
+        warn(f"{count} failed request(s): {message}")
     if summary.n_fallback:
         warn("the server did not take n>1; samples were asked one by one")
     info(f"results: {summary.output_path}")
