@@ -67,6 +67,10 @@ NO_ANSWER = [
     "Let me compute 12 * 7 = 84 and then 84 + ",  # cut off mid-computation
     "We have \\boxed{\\frac{1}{2",  # unclosed box at the token limit
     "",
+    # Noise from an untrained model: a digit glued to a word or among undecodable bytes is no answer.
+    "\ufffd\ufffdilitue7eering\ufffd3'",
+    "\ufffd@Le is\ufffdLe\ufffd\x0bics5 val compre|uecs\ufffdis\ufffdtlV\ufffd\x11 There\ufffdhin divide\x06he",
+    "The sum of the digits is abc12 and more",
 ]
 
 

@@ -42,6 +42,9 @@ _ANSWER_IS = re.compile(
 _JSON_ANSWER = re.compile(r'"(?:final_)?answer"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|-?[\d.]+(?:e-?\d+)?)')
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```", re.DOTALL)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
+_LONE_NUMBER = re.compile(r"(?<![A-Za-z_])(?:-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)")
+"""A number that does not continue a word ("eering3" is not an answer)."""
+_GARBLED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
 
 
 def extract_math_answer(text: str, *, allow_last_sentence: bool = True) -> Found | None:
@@ -198,6 +201,8 @@ def _last_sentence_number(text: str) -> Found | None:
     paragraph = re.split(r"\n\s*\n", body)[-1]
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", paragraph.strip())
     sentence = sentences[-1]
+    if _GARBLED.search(sentence):
+        return None  # not prose (control characters, undecodable bytes): no answer, rather than a stray digit
     spans = [
         next(part for part in span if part)
         for span in re.findall(r"\\\((.+?)\\\)|\$([^$]+)\$|\\\[(.+?)\\\]", sentence, re.DOTALL)
@@ -212,7 +217,7 @@ def _last_sentence_number(text: str) -> Found | None:
     if "=" in sentence:
         sentence = sentence.rsplit("=", 1)[1]
     sentence = re.sub(r"<<[^>]*>>", "", sentence)
-    numbers = _NUMBER.findall(sentence)
+    numbers = _LONE_NUMBER.findall(sentence)
     if not numbers:
         return None
     return Found(numbers[-1].rstrip(".,"), "last_sentence")
