@@ -42,7 +42,7 @@ _ANSWER_IS = re.compile(
 _JSON_ANSWER = re.compile(r'"(?:final_)?answer"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|-?[\d.]+(?:e-?\d+)?)')
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```", re.DOTALL)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
-_LONE_NUMBER = re.compile(r"(?<![A-Za-z_])(?:-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)")
+_LONE_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)")
 """A number that does not continue a word ("eering3" is not an answer)."""
 _GARBLED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
 
