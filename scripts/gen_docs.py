@@ -62,8 +62,32 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+COMMANDS = (["infer"], ["extract"], ["serve"], ["serve", "status"], ["serve", "logs"], ["serve", "stop"], ["report"])
+
+
+def cli_markdown() -> str:
+    """Every command's --help, as plain text (no colour, 100 columns)."""
+    from typer.testing import CliRunner
+
+    from llmrouter_collect.cli import app
+
+    runner = CliRunner()
+    parts = ["# Command reference", "", "Generated from `--help` by `scripts/gen_docs.py`; do not edit by hand.", ""]
+    for command in [[], *COMMANDS]:
+        result = runner.invoke(
+            app, [*command, "--help"], env={"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "100"}, terminal_width=100
+        )
+        text = "\n".join(line.rstrip() for line in result.output.splitlines()).strip("\n")
+        parts += [f"## collect {' '.join(command)}".rstrip(), "", "```text", text, "```", ""]
+    return "\n".join(parts)
+
+
 def main() -> int:
-    targets = {ROOT / "docs" / "settings.md": settings_markdown(), ROOT / ".env.example": env_example()}
+    targets = {
+        ROOT / "docs" / "settings.md": settings_markdown(),
+        ROOT / ".env.example": env_example(),
+        ROOT / "docs" / "cli.md": cli_markdown(),
+    }
     stale = [path for path, text in targets.items() if not path.exists() or path.read_text() != text]
     if "--check" in sys.argv:
         for path in stale:
