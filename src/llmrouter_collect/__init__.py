@@ -11,13 +11,10 @@ These names are imported on first use, so `import llmrouter_collect` stays cheap
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("llmrouter-collect")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+__version__ = "0.1.0"
+"""The package version (pyproject.toml reads it from here)."""
 
 _PUBLIC = {
     "load_settings": "llmrouter_collect.settings",
