@@ -129,7 +129,7 @@ def retry_delay(retry: int, retry_after: float | None, policy: RetryPolicy) -> f
     backoff with full jitter between half and all of `initial * 2**retry`; always capped at `max_delay`."""
     if retry_after is not None:
         return min(retry_after, policy.max_delay)
-    base = min(policy.initial_delay * (2**retry), policy.max_delay)
+    base = min(policy.initial_delay * 2.0 ** min(retry, 30), policy.max_delay)
     return base * (0.5 + 0.5 * policy.rng.random())
 
 
