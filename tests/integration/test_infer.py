@@ -59,6 +59,23 @@ def infer_args(server: OpenAIServer, dataset: Path, out: Path, *extra: str, k: i
     ]
 
 
+def start_cli(args: list[str]) -> subprocess.Popen[str]:
+    """Start `collect ARGS` in the background (stderr captured, for `communicate`)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmrouter_collect", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 30) -> None:
+    """Wait until `path` holds at least `count` complete lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < count):
+        time.sleep(0.02)
+
+
 def records(path: Path) -> dict[str, dict[str, Any]]:
     return {r["unique_id"]: r for r in iter_records(path)}
 
@@ -107,19 +124,8 @@ def test_kill_9_then_resume_sends_only_missing_requests(
     dataset = dataset_file(count=40)
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.1
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmrouter_collect",
-            *infer_args(openai_server, dataset, out, "--max-concurrent", "4"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 12):
-        time.sleep(0.02)
+    proc = start_cli([*infer_args(openai_server, dataset, out, "--max-concurrent", "4")])
+    wait_for_lines(out, 12, timeout=30)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first_lines = out.read_bytes().count(b"\n")
@@ -328,17 +334,7 @@ def test_server_going_away_does_not_use_attempts(
     out = tmp_path / "out.jsonl"
     url = openai_server.url
     openai_server.set_mode(FailAfter(3, then=Delay(0.3)))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmrouter_collect",
-            *infer_args(openai_server, dataset, out, "--max-concurrent", "1", "--max-retries", "2"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli([*infer_args(openai_server, dataset, out, "--max-concurrent", "1", "--max-retries", "2")])
     assert openai_server.wait_for(lambda s: len(s.completion_requests()) >= 4, timeout=20)
     openai_server.stop()  # the server dies mid-run
     _, stderr = proc.communicate(timeout=60)
@@ -356,16 +352,7 @@ def test_second_run_on_the_same_file_refuses_to_start(
     dataset = dataset_file(count=20)
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.2
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmrouter_collect",
-            *infer_args(openai_server, dataset, out, "--max-concurrent", "1"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli([*infer_args(openai_server, dataset, out, "--max-concurrent", "1")])
     try:
         assert openai_server.wait_for(lambda s: len(s.completion_requests()) >= 1, timeout=20)
         second = run_cli(infer_args(openai_server, dataset, out))
@@ -381,20 +368,8 @@ def test_ctrl_c_stops_cleanly_with_exit_130(
 ) -> None:
     out = tmp_path / "out.jsonl"
     openai_server.latency = 0.2
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmrouter_collect",
-            *infer_args(openai_server, dataset_file(count=30), out, "--max-concurrent", "2"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 2):
-        time.sleep(0.02)
+    proc = start_cli([*infer_args(openai_server, dataset_file(count=30), out, "--max-concurrent", "2")])
+    wait_for_lines(out, 2, timeout=20)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
