@@ -90,7 +90,8 @@ def test_dataset_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     source.write_text(json.dumps({"unique_id": "a", "question": "2+2?", "answer_correct": "4"}) + "\n")
     result = runner.invoke(app, ["extract", "-i", str(source)])
     assert result.exit_code == 1
-    assert "is not a results file" in result.stderr and "collect infer" in result.stderr
+    assert "is a dataset, not a results file" in result.stderr
+    assert f"collect infer --dataset {source}" in result.stderr
     assert not (tmp_path / "problems.graded.jsonl").exists()
 
 
@@ -146,3 +147,21 @@ def test_infer_then_extract_as_a_user_would(openai_server: Any, dataset_file: An
                 assert response["is_correct"] is (response["extracted_answer"] == gold)
     assert "18 responses to 6 problems" in extract.stdout
     assert "category" in extract.stdout
+
+
+def test_output_directory_given_with_a_trailing_slash_is_created(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "tiny_sample.jsonl")
+    result = runner.invoke(app, ["extract", "-i", str(source), "-o", f"{tmp_path}/graded/"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "graded" / "tiny_sample.graded.jsonl").is_file()
+
+
+def test_another_results_file_as_output_is_refused_and_kept(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "tiny_sample.jsonl")
+    other = write_results(tmp_path / "other_model.jsonl")
+    before = other.read_bytes()
+    result = runner.invoke(app, ["extract", "-i", str(source), "-o", str(other)])
+    assert result.exit_code == 1
+    assert "exists and is not a graded results file" in result.output
+    assert "Traceback" not in result.output
+    assert other.read_bytes() == before

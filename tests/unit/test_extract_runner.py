@@ -108,7 +108,7 @@ def test_directory_with_a_bad_file_still_grades_the_others(tmp_path: Path) -> No
     (tmp_path / "dataset.jsonl").write_text(json.dumps({"unique_id": "x", "question": "q?"}) + "\n")
     results = list(grade_path(tmp_path, tmp_path / "graded", workers=1))
     failures = [result for result in results if isinstance(result, FileFailure)]
-    assert len(failures) == 1 and "looks like a dataset file" in failures[0].error.message
+    assert len(failures) == 1 and "is a dataset, not a results file" in failures[0].error.message
     assert (tmp_path / "graded" / "good.graded.jsonl").exists()
 
 
@@ -117,7 +117,9 @@ def test_directory_with_a_bad_file_still_grades_the_others(tmp_path: Path) -> No
     [
         ("", "is empty"),
         ("id,question\n1,what\n", "line 1 is not JSON"),
-        (json.dumps({"unique_id": "x", "question": "q"}) + "\n", "looks like a dataset file"),
+        (json.dumps({"unique_id": "x", "question": "q"}) + "\n", "is a dataset, not a results file"),
+        # MATH-500 in its Hugging Face schema: `problem`, no `question`
+        (json.dumps({"unique_id": "test/algebra/1.json", "problem": "p", "answer": "1"}) + "\n", "is a dataset"),
         (json.dumps([1, 2]) + "\n", "not a results file"),
     ],
 )
@@ -162,3 +164,39 @@ def test_identical_pairs_are_checked_once(tmp_path: Path) -> None:
     assert summary.symbolic_checks == 1
     assert summary.cache_hits == 7
     assert summary.counts == {"correct": 8}
+
+
+def test_an_existing_file_that_extract_did_not_write_is_never_overwritten(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [mcq_record("q1", ["Answer: A"])])
+    other_run = write(tmp_path / "other.jsonl", [mcq_record("q9", ["Answer: B"])])  # another model's results
+    meta = tmp_path / "run.jsonl.meta.json"
+    meta.write_text('{"schema_version": 1}\n')
+    for target in (other_run, meta):
+        before = target.read_bytes()
+        with pytest.raises(GradeError, match="exists and is not a graded results file"):
+            list(grade_path(source, target, workers=1))
+        assert target.read_bytes() == before
+    # An earlier output of extract (and an empty file) may be replaced.
+    [first] = list(grade_path(source, tmp_path / "out.jsonl", workers=1))
+    [again] = list(grade_path(source, tmp_path / "out.jsonl", workers=1))
+    assert isinstance(first, FileSummary) and isinstance(again, FileSummary)
+    (tmp_path / "empty.jsonl").write_text("")
+    assert plan(source, tmp_path / "empty.jsonl") == [(source, tmp_path / "empty.jsonl")]
+
+
+def test_an_output_name_ending_in_a_slash_is_a_directory(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [mcq_record("q1", ["Answer: A"])])
+    [summary] = list(grade_path(source, f"{tmp_path}/graded/", workers=1))
+    assert isinstance(summary, FileSummary)
+    assert (tmp_path / "graded").is_dir()
+    assert summary.output == tmp_path / "graded" / "run.graded.jsonl"
+    assert read(summary.output)[0]["responses"][0]["outcome"] == "correct"
+
+
+@pytest.mark.parametrize("content", [b"\x8f\x12garbage without a newline", b"\n\n", b'{"unique_id": "q1", "resp'])
+def test_a_file_without_one_complete_record_is_an_error_and_writes_nothing(tmp_path: Path, content: bytes) -> None:
+    source = tmp_path / "run.jsonl"
+    source.write_bytes(content)
+    with pytest.raises(GradeError, match="no complete results record"):
+        list(grade_path(source, workers=1))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.jsonl"]

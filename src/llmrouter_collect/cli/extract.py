@@ -28,11 +28,11 @@ def extract(
         typer.Option("--input", "-i", help="A results file of `collect infer`, or a directory of them."),
     ],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output", "-o",
-            help="Output file (or directory). Default: X.graded.jsonl beside X, or processed_results/ beside a "
-            "directory.",
+            help="Output file, or directory (an existing one, or a name ending in /). Default: X.graded.jsonl "
+            "beside X, or processed_results/ beside a directory. Only earlier outputs of extract are replaced.",
         ),
     ] = None,
     by_category: Annotated[

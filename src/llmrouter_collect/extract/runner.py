@@ -92,16 +92,20 @@ def default_output(input_file: Path) -> Path:
     return input_file.with_name(stem + GRADED_SUFFIX)
 
 
-def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
+def plan(input_path: Path, output: Path | str | None) -> list[tuple[Path, Path]]:
     """Pair every input file with its output file.
 
     A file goes to `output` (a file, or a directory to put `X.graded.jsonl` in), or beside itself. A directory
     contributes its `*.jsonl` files except graded outputs, to `output` or to a `processed_results/` directory
-    next to it.
+    next to it. An `output` given as a string ending in `/` is a directory, created if needed.
 
     Raises:
-        GradeError: missing input, an output that would overwrite an input, a directory with no results files.
+        GradeError: missing input, an output that would overwrite an input or any existing file that is not a
+            graded results file, a directory with no results files.
     """
+    into_directory = isinstance(output, str) and output.endswith(("/", os.sep))
+    if isinstance(output, str):
+        output = Path(output)
     if not input_path.exists():
         raise GradeError(f"input not found: {input_path}", hint="pass --input with a results file or directory")
     if input_path.is_dir():
@@ -123,7 +127,7 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
     else:
         if output is None:
             target = default_output(input_path)
-        elif output.is_dir():
+        elif output.is_dir() or into_directory:
             target = output / default_output(input_path).name
         else:
             target = output
@@ -132,7 +136,21 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
         if target.resolve() == source.resolve():
             raise GradeError(f"output {target} is the input file", hint="the input is never overwritten; "
                              "pass another --output")
+        _check_overwritable(target)
     return pairs
+
+
+def _check_overwritable(target: Path) -> None:
+    """Refuse an output path that holds anything but an earlier output of `extract` (or nothing)."""
+    if target.is_dir():
+        raise GradeError(f"output {target} is a directory", hint="pass a file name, or the directory itself "
+                         "as --output")
+    if not target.exists() or target.stat().st_size == 0 or _already_graded(target):
+        return
+    raise GradeError(
+        f"output {target} exists and is not a graded results file; it was left as it is",
+        hint="`collect extract` only replaces its own earlier outputs: pass another --output, or move that file",
+    )
 
 
 # --- grading ------------------------------------------------------------------------------------------------
@@ -271,6 +289,13 @@ def grade_file(
             while window:
                 settle(pool.collect(None))
                 flush()
+            if summary.records == 0:
+                state = (f"line {summary.torn_line} is incomplete" if summary.torn_line is not None
+                         else "it holds only blank lines")
+                raise GradeError(
+                    f"{source}: no complete results record ({state}); nothing was written",
+                    hint="wait until `collect infer` has finished a problem, or check that this is a results file",
+                )
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
@@ -322,16 +347,20 @@ def _check_kind(path: Path) -> None:
             hint="`collect extract` reads the JSONL files written by `collect infer`",
         ) from None
     if not isinstance(record, dict) or "unique_id" not in record or not isinstance(record.get("responses"), list):
-        looks_like = " (it looks like a dataset file)" if isinstance(record, dict) and "question" in record else ""
+        if isinstance(record, dict) and ({"question", "problem"} & record.keys()):
+            raise GradeError(
+                f"{path} is a dataset, not a results file: line 1 has a question but no `responses`",
+                hint=f"collect responses first: `collect infer --dataset {path}`, then grade the file it writes",
+            )
         raise GradeError(
-            f"{path} is not a results file: line 1 has no `unique_id` and `responses`{looks_like}",
+            f"{path} is not a results file: line 1 has no `unique_id` and `responses`",
             hint="`collect extract` reads the JSONL files written by `collect infer` (see docs/records.md)",
         )
 
 
 def grade_path(
     input_path: Path,
-    output: Path | None = None,
+    output: Path | str | None = None,
     *,
     workers: int | None = None,
     timeout: float = 5.0,
