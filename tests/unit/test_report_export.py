@@ -136,6 +136,7 @@ def test_exports_load_with_datasets_and_pandas(
     assert zero["small"] == 0.0
     assert zero["small__answered"] == 1
     assert zero["small__errors"] == 1
+    assert zero["small__completion_tokens"] == pytest.approx(100)  # the failed request is not a 0-token sample
 
     wide_json = pd.read_json(out / "wide.jsonl", lines=True)
     assert len(wide_json) == 12

@@ -133,7 +133,10 @@ def test_tokens_latency_and_cost_by_hand(graded_dir: Path) -> None:
     alpha, beta = (model.overall for model in report.models)
     # 14 answered responses of 100 prompt + 50 completion tokens; the failed request has no usage
     assert (alpha.prompt_tokens_total, alpha.completion_tokens_total) == (1400, 700)
-    assert alpha.completion_tokens_mean == pytest.approx(700 / 15)
+    # means are over the responses that report usage: a failed request is not a response of 0 tokens
+    assert alpha.completion_tokens_mean == pytest.approx(50)
+    assert alpha.prompt_tokens_mean == pytest.approx(100)
+    assert beta.completion_tokens_mean == pytest.approx(100)
     assert alpha.cost_total == pytest.approx((1400 * 1 + 700 * 2) / 1e6)
     assert alpha.cost_per_problem == pytest.approx(0.0028 / 5)
     assert alpha.cost_per_correct == pytest.approx(0.0028 / 4)

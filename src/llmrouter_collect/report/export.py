@@ -254,7 +254,9 @@ class Exporter:
                 per_model[name + "__correct"].append(result.correct)
                 per_model[name + "__answered"].append(result.answered)
                 per_model[name + "__errors"].append(result.errors)
-                per_model[name + "__completion_tokens"].append(result.completion_tokens / result.samples)
+                per_model[name + "__completion_tokens"].append(
+                    result.completion_tokens / result.with_usage if result.with_usage else None
+                )
                 per_model[name + "__cost"].append(
                     price.cost(result.prompt_tokens, result.completion_tokens) / result.samples
                     if price is not None

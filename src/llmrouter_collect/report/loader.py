@@ -41,6 +41,8 @@ class GroupStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    with_usage: int = 0
+    """Responses that report token counts (a failed request has none): the divisor of the token means."""
     latencies: array[float] = field(default_factory=lambda: array("d"))
     """Seconds per answered response (failed requests excluded)."""
 
@@ -54,6 +56,7 @@ class GroupStats:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.with_usage += other.with_usage
         self.latencies.extend(other.latencies)
 
 
@@ -69,6 +72,8 @@ class ProblemResult:
     """Samples whose request failed."""
     prompt_tokens: int
     completion_tokens: int
+    with_usage: int
+    """Samples that report token counts (failed requests have none)."""
     majority: float
     """maj@k score of this problem (1, 0, or 1/m on an m-way tie that includes the correct answer)."""
     majority_wrong: str | None
@@ -287,6 +292,14 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
+def _has_usage(usage: Any) -> bool:
+    """True when a response's `usage` carries a prompt or completion token count."""
+    return isinstance(usage, dict) and any(
+        isinstance(usage.get(key), int | float) and not isinstance(usage.get(key), bool)
+        for key in ("prompt_tokens", "completion_tokens")
+    )
+
+
 def _add_record(collection: Collection, model: str, path: Path, record: dict[str, Any]) -> None:
     data = collection.models.get(model)
     if data is None:
@@ -313,7 +326,7 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     if stats is None:
         stats = data.groups[group] = GroupStats()
 
-    correct = answered = errors = prompt = completion = reasoning = 0
+    correct = answered = errors = prompt = completion = reasoning = with_usage = 0
     for response in responses:
         outcome = response["outcome"]
         stats.outcomes[outcome] += 1
@@ -328,6 +341,8 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
             if isinstance(latency, int | float) and not isinstance(latency, bool):
                 stats.latencies.append(float(latency))
         usage = response.get("usage") or {}
+        if _has_usage(usage):
+            with_usage += 1
         prompt += _int(usage.get("prompt_tokens"))
         completion += _int(usage.get("completion_tokens"))
         reasoning += _int(usage.get("reasoning_tokens"))
@@ -343,6 +358,7 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     stats.prompt_tokens += prompt
     stats.completion_tokens += completion
     stats.reasoning_tokens += reasoning
+    stats.with_usage += with_usage
     data.problems[uid] = ProblemResult(
         samples=samples,
         correct=correct,
@@ -350,6 +366,7 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
         errors=errors,
         prompt_tokens=prompt,
         completion_tokens=completion,
+        with_usage=with_usage,
         majority=score,
         majority_wrong=wrong,
     )

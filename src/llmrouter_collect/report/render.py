@@ -122,7 +122,7 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
         title="Tokens and latency per response" + (", cost" if priced else ""),
         columns=usage_columns,
         rows=[],
-        notes=["latency over responses whose request did not fail"],
+        notes=["tokens and latency over responses whose request did not fail"],
     )
     if priced:
         usage.notes.append("$/problem is the cost of all k samples of a problem")

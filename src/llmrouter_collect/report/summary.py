@@ -38,6 +38,7 @@ class GroupSummary:
     counts: dict[str, int]
     rates: dict[str, float | None]
     prompt_tokens_mean: float | None
+    """Mean over the responses that report token counts (failed requests have none, and are not counted)."""
     completion_tokens_mean: float | None
     reasoning_tokens_mean: float | None
     prompt_tokens_total: int
@@ -111,9 +112,9 @@ def summarize_group(
         majority=stats.majority / stats.problems if stats.problems else None,
         counts={outcome: stats.outcomes[outcome] for outcome in OUTCOMES},
         rates={outcome: (stats.outcomes[outcome] / responses if responses else None) for outcome in OUTCOMES},
-        prompt_tokens_mean=stats.prompt_tokens / responses if responses else None,
-        completion_tokens_mean=stats.completion_tokens / responses if responses else None,
-        reasoning_tokens_mean=stats.reasoning_tokens / responses if responses else None,
+        prompt_tokens_mean=stats.prompt_tokens / stats.with_usage if stats.with_usage else None,
+        completion_tokens_mean=stats.completion_tokens / stats.with_usage if stats.with_usage else None,
+        reasoning_tokens_mean=stats.reasoning_tokens / stats.with_usage if stats.with_usage else None,
         prompt_tokens_total=stats.prompt_tokens,
         completion_tokens_total=stats.completion_tokens,
         latency_p50=percentile(stats.latencies, 50),
