@@ -288,3 +288,30 @@ def test_partial_prices_do_not_decide_ties(graded_dir: Path) -> None:
     assert view.oracle is not None
     assert view.oracle.routed == {"org/beta": 4, "alpha": 1}
     assert view.oracle.cost_per_query is None
+
+
+def test_a_directory_skips_files_that_are_not_results_with_a_warning(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "beta.graded.jsonl", beta_records())
+    write_jsonl(tmp_path / "math500.jsonl", [{"unique_id": "test/a/1.json", "problem": "p", "answer": "1"}])
+    (tmp_path / "notes.jsonl").write_text("these are my notes\n")
+    warnings: list[str] = []
+    collection = load([tmp_path], warn=warnings.append)
+    assert list(collection.models) == ["org/beta"]
+    assert collection.models["org/beta"].overall().responses == 15
+    assert any("math500.jsonl" in warning and "it is a dataset" in warning for warning in warnings)
+    assert any("notes.jsonl" in warning and "line 1 is not JSON" in warning for warning in warnings)
+    # named on the command line, the same files are errors
+    with pytest.raises(GradeError, match=r"math500\.jsonl is not a graded results file: it is a dataset"):
+        load([tmp_path / "math500.jsonl"])
+    with pytest.raises(GradeError, match="line 1 is not JSON"):
+        load([tmp_path / "notes.jsonl"])
+
+
+def test_records_without_responses_are_reported_not_dropped_silently(tmp_path: Path) -> None:
+    empty = {**graded_record("alpha", "p5", [], 50), "unique_id": "p6"}
+    write_jsonl(tmp_path / "alpha.graded.jsonl", [*alpha_records(), empty])
+    warnings: list[str] = []
+    report = build_report(load([tmp_path], warn=warnings.append))
+    assert report.models[0].overall.problems == 5
+    assert any("1 problem record(s) have no responses" in warning for warning in warnings)
+    assert any("no responses" in warning for warning in report.warnings)

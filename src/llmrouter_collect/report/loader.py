@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from ..errors import ConfigError, GradeError
 from ..store import iter_records
 from .metrics import majority_vote
@@ -123,6 +125,8 @@ class Collection:
     warnings: list[str] = field(default_factory=list)
     conflicts: int = 0
     """Records whose problem has another category or dataset in a record read earlier."""
+    without_responses: int = 0
+    """Records with an empty `responses` list (left out of every count, and reported)."""
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -198,6 +202,11 @@ def load(
             f"{collection.conflicts} records give a problem another category or dataset than an earlier file; "
             "the router view and exports use the first one read"
         )
+    if collection.without_responses:
+        note(
+            f"{collection.without_responses} problem record(s) have no responses (not asked yet?); "
+            "they are left out of every count"
+        )
     if not collection.models:
         raise GradeError(
             "no graded records found in " + ", ".join(str(path) for path in paths),
@@ -214,6 +223,12 @@ def _load_file(
     origin: dict[tuple[str, str], Path],
     note: Callable[[str], None],
 ) -> None:
+    problem = _not_results(path)
+    if problem is not None:
+        if explicit:
+            raise GradeError(f"{path} is not a graded results file: {problem}", hint=_RESULTS_HINT)
+        note(f"skipped {path}: not a results file ({problem})")
+        return
     torn: list[int] = []
     first = True
     records = 0
@@ -252,6 +267,31 @@ def _load_file(
         note(f"{path}: the last line is incomplete (a run still writing?); it was left out")
     if records == 0 and first:
         note(f"skipped {path}: empty file")
+
+
+_RESULTS_HINT = "`collect report` reads the graded files written by `collect extract` (see docs/records.md)"
+
+
+def _not_results(path: Path) -> str | None:
+    """Why the file's first line is not a results record (None when it is one, or the file is empty/torn)."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 24)
+    except OSError:
+        return None  # the reader reports it
+    if not first.strip() or not first.endswith(b"\n"):
+        return None
+    try:
+        record = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return "line 1 is not JSON"
+    if not isinstance(record, dict):
+        return "line 1 is not a JSON object"
+    if isinstance(record.get("responses"), list) and "unique_id" in record:
+        return None
+    if {"question", "problem"} & record.keys():
+        return "it is a dataset: run `collect infer` and `collect extract` on it first"
+    return "line 1 has no `unique_id` and `responses`"
 
 
 def _not_graded(path: Path) -> GradeError:
@@ -312,6 +352,7 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     uid = str(record["unique_id"])
     responses: list[dict[str, Any]] = record["responses"]
     if not responses:
+        collection.without_responses += 1
         return
     category = str(record.get("category") or "(none)")
     dataset = str(record.get("dataset") or "(none)")
