@@ -72,10 +72,49 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _got(value: Any) -> str:
+    """A value as an error message shows it: `null`, or its type and repr (`str 'B'`)."""
+    return "null" if value is None else f"{_type_name(value)} {_show(value)}"
+
+
+_SYNONYMS = {
+    "unique_id": ("id", "uid", "idx", "problem_id", "question_id"),
+    "question": ("prompt", "input", "text", "query"),
+    "answer_correct": ("answer", "gold", "target", "label", "solution", "correct_answer"),
+    "category": ("subject", "topic", "domain", "type"),
+    "choices": ("options",),
+    "choice_index_correct": ("answer_index", "label_index", "correct_index"),
+}
+"""Field names other datasets use for our fields: a missing field's message suggests the rename."""
+
+
+def _missing_hint(field: str, present: Iterable[str]) -> str:
+    names = set(present)
+    alias = next((name for name in _SYNONYMS.get(field, ()) if name in names), None)
+    if alias is not None:
+        return f"rename the field {alias!r} to {field!r} (docs/datasets.md)"
+    if field == "category":
+        return "every row needs a category (subject area); if your data has none, use one value such as 'all'"
+    return _SCHEMA_HINT
+
+
 def _require(row: dict[str, Any], field: str) -> Any:
     if field not in row:
-        raise RowError(field, "missing")
+        fields = ", ".join(str(name) for name in list(row)[:12]) + (", ..." if len(row) > 12 else "")
+        raise RowError(field, f"missing (the row has: {fields or 'no fields'})", hint=_missing_hint(field, row))
     return row[field]
+
+
+def _letter_index(value: Any, field: str) -> RowError | None:
+    """The error for an MCQ answer given as a letter where a 0-based index is expected, else None."""
+    if isinstance(value, str) and len(value.strip()) == 1 and "A" <= value.strip().upper() <= "Z":
+        letter = value.strip().upper()
+        return RowError(
+            field,
+            f"expected a 0-based index, got the letter {value.strip()!r}",
+            hint=f"write {ord(letter) - ord('A')} for {letter} ({field} counts from 0: A is 0, B is 1, ...)",
+        )
+    return None
 
 
 def _text(row: dict[str, Any], field: str, *, allow_numbers: bool = False) -> str:
@@ -86,7 +125,7 @@ def _text(row: dict[str, Any], field: str, *, allow_numbers: bool = False) -> st
             raise RowError(field, f"expected a string, got {_show(value)}")
         return str(value)
     if not isinstance(value, str):
-        raise RowError(field, f"expected a string, got {_type_name(value)} {_show(value)}")
+        raise RowError(field, f"expected a string, got {_got(value)}")
     if not value.strip():
         raise RowError(field, "empty")
     return value
@@ -98,27 +137,30 @@ def _optional_text(row: dict[str, Any], field: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise RowError(field, f"expected a string or null, got {_type_name(value)} {_show(value)}")
+        raise RowError(field, f"expected a string or null, got {_got(value)}")
     return value
 
 
 def _index(value: Any, field: str) -> int:
     """A whole number; 2.0 (from a float column with nulls) counts as 2."""
+    letter = _letter_index(value, field)
+    if letter is not None:
+        raise letter
     if isinstance(value, bool):
         raise RowError(field, f"expected a whole number, got {_show(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise RowError(field, f"expected a whole number, got {_type_name(value)} {_show(value)}")
+    raise RowError(field, f"expected a whole number, got {_got(value)}")
 
 
 def _choices(value: Any, field: str) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
-        raise RowError(field, f"expected a list of strings or null, got {_type_name(value)} {_show(value)}")
+        raise RowError(field, f"expected a list of strings or null, got {_got(value)}")
     for position, choice in enumerate(value):
         if not isinstance(choice, str):
-            raise RowError(field, f"choice {position} is {_type_name(choice)} {_show(choice)}, not a string")
+            raise RowError(field, f"choice {position} is {_got(choice)}, not a string")
         if not choice.strip():
             raise RowError(field, f"choice {position} is empty")
     if not 2 <= len(value) <= MAX_CHOICES:
@@ -154,7 +196,7 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
     if isinstance(uid, int) and not isinstance(uid, bool):
         uid = str(uid)
     elif not isinstance(uid, str):
-        raise RowError("unique_id", f"expected a string, got {_type_name(uid)} {_show(uid)}")
+        raise RowError("unique_id", f"expected a string, got {_got(uid)}")
     elif not uid.strip():
         raise RowError("unique_id", "empty")
     question = _text(row, "question" if "question" in row or "problem" not in row else "problem")
@@ -177,7 +219,7 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
     given = row.get("answer_correct")
     if given is not None and given != "":
         if not isinstance(given, str):
-            raise RowError("answer_correct", f"expected a string, got {_type_name(given)} {_show(given)}")
+            raise RowError("answer_correct", f"expected a string, got {_got(given)}")
         if given.strip() != correct.strip() and given.strip() != choice_letter(index):
             raise RowError(
                 "answer_correct",
@@ -224,7 +266,7 @@ def map_mmlu_pro_row(row: dict[str, Any], dataset: str = "mmlu_pro") -> Problem:
     question = _text(row, "question")
     options = _require(row, "options")
     if not isinstance(options, list | tuple):
-        raise RowError("options", f"expected a list of strings, got {_type_name(options)} {_show(options)}")
+        raise RowError("options", f"expected a list of strings, got {_got(options)}")
     letter = row.get("answer")
     index: int | None = None
     if isinstance(letter, str) and len(letter.strip()) == 1 and "A" <= letter.strip() <= "Z":
@@ -310,6 +352,7 @@ def _read_jsonl(path: Path) -> Rows:
 def _read_json(path: Path) -> Rows:
     data = _read_bytes(path)
     if not data.lstrip().startswith(b"["):
+        _refuse_wrapped(path, data)
         return _json_lines(data, str(path), _JSON_HINT)
     try:
         rows = orjson.loads(data)
@@ -319,6 +362,22 @@ def _read_json(path: Path) -> Rows:
             hint=_JSON_HINT,
         ) from None
     return ((f"row {number}", row) for number, row in enumerate(rows, start=1))
+
+
+def _refuse_wrapped(path: Path, data: bytes) -> None:
+    """A .json file that is one object holding the list of rows (`{"data": [...]}`): say where the rows are."""
+    try:
+        whole = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return  # one object per line, or broken: the JSON-lines reader reports it
+    if not isinstance(whole, dict):
+        return
+    for key, value in whole.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            raise DatasetError(
+                f"{path}: one JSON object, with the rows in a list under {key!r}",
+                hint=f"a .json dataset is the list itself ([{{...}}, {{...}}]): save the value of {key!r} alone",
+            )
 
 
 def _read_parquet(path: Path) -> Rows:
@@ -362,11 +421,22 @@ def _csv_cell_index(value: str) -> Any:
     try:
         return float(text)  # "2.0", as pandas writes an int column that has nulls
     except ValueError:
-        raise RowError("choice_index_correct", f"{_show(value)} is not a whole number") from None
+        pass
+    letter = _letter_index(text, "choice_index_correct")
+    raise letter or RowError("choice_index_correct", f"{_show(value)} is not a whole number")
+
+
+def _delimiter(text: str) -> str:
+    """`,`, or `;` / tab when the header line has no comma but those (as spreadsheets in many locales save)."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
 
 
 def _read_csv(path: Path) -> Rows:
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    text = _read_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header = reader.fieldnames or []
     required = ["unique_id", "category"]
     if "question" not in header and "problem" not in header:
@@ -376,7 +446,8 @@ def _read_csv(path: Path) -> Rows:
     for field in required:
         if field not in header:
             raise DatasetError(
-                f"{path}: no '{field}' column (header: {', '.join(header) or 'empty'})", hint=_SCHEMA_HINT
+                f"{path}: no '{field}' column (header: {', '.join(header) or 'empty'})",
+                hint=_missing_hint(field, header),
             )
 
     def rows() -> Rows:
@@ -384,7 +455,11 @@ def _read_csv(path: Path) -> Rows:
             where = f"row {number}"
             if None in raw:
                 extra = raw.pop(None)  # type: ignore[call-overload]
-                yield where, _CsvRowError("-", f"has {len(extra)} more cells than the header")
+                yield where, _CsvRowError(
+                    "-",
+                    f"has {len(extra)} more cell{'s' if len(extra) > 1 else ''} than the header",
+                    hint='a cell that contains a comma must be in double quotes: "Paris, France"',
+                )
                 continue
             row: dict[str, Any] = dict(raw)
             try:
@@ -496,7 +571,7 @@ def _check_rows(
             if isinstance(row, RowError):
                 raise row
             if not isinstance(row, dict):
-                raise RowError("-", f"expected an object with named fields, got {_type_name(row)} {_show(row)}")
+                raise RowError("-", f"expected an object with named fields, got {_got(row)}")
             problem = mapper(row, dataset)
             if problem.unique_id in seen:
                 raise RowError(

@@ -479,6 +479,66 @@ def test_csv_errors(tmp_path: Path) -> None:
     assert error_of([str(bad_index)]).startswith(f"{bad_index}, row 1, field 'choice_index_correct': ")
 
 
+def test_csv_saved_with_semicolons_or_tabs_by_a_spreadsheet(tmp_path: Path) -> None:
+    import pandas  # a dev dependency
+
+    for separator, name in ((";", "semi"), ("\t", "tabs")):
+        path = tmp_path / f"{name}.csv"
+        pandas.DataFrame(UNIFIED_ROWS).to_csv(path, index=False, sep=separator)
+        assert load_problems([str(path)]) == expected(UNIFIED_ROWS, name)
+
+
+def test_errors_show_null_once_and_the_fields_a_row_has(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [{**UNIFIED_ROWS[0], "answer_correct": None}])
+    first = error_of([str(path)]).split("\n")[0]
+    assert first == f"{path}, line 1, field 'answer_correct': expected a string, got null"
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "a1", "prompt": "2+2?", "answer": "4"}])
+    first, hint = error_of([str(other)]).split("\n")
+    assert first == f"{other}, line 1, field 'unique_id': missing (the row has: id, prompt, answer)"
+    assert hint == "rename the field 'id' to 'unique_id' (docs/datasets.md)"
+    no_category = write_jsonl(tmp_path / "nocat.jsonl", [{k: v for k, v in UNIFIED_ROWS[0].items() if k != "category"}])
+    assert "use one value such as 'all'" in error_of([str(no_category)])
+
+
+def test_csv_missing_column_suggests_the_rename(tmp_path: Path) -> None:
+    path = tmp_path / "cols.csv"
+    path.write_text("unique_id,question,answer,category\n1,What?,2,x\n", encoding="utf-8")
+    first, hint = error_of([str(path)]).split("\n")
+    assert first == f"{path}: no 'answer_correct' column (header: unique_id, question, answer, category)"
+    assert hint == "rename the field 'answer' to 'answer_correct' (docs/datasets.md)"
+
+
+def test_a_letter_as_the_correct_index_says_which_number_to_write(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", [{**UNIFIED_ROWS[1], "choice_index_correct": "B"}])
+    first, hint = error_of([str(path)]).split("\n")
+    assert first == f"{path}, line 1, field 'choice_index_correct': expected a 0-based index, got the letter 'B'"
+    assert hint.startswith("write 1 for B")
+    csv_path = tmp_path / "letter.csv"
+    csv_path.write_text(
+        'unique_id,question,choices,choice_index_correct,category\n1,Which?,"[""a"", ""b""]",b,x\n', encoding="utf-8"
+    )
+    assert "write 1 for B" in error_of([str(csv_path)])
+
+
+def test_a_csv_row_with_an_unquoted_comma_gets_a_quoting_hint(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    path.write_text("unique_id,question,answer_correct,category\n1,Capital of France?,Paris, France,geo\n")
+    first, hint = error_of([str(path)]).split("\n")
+    assert first == f"{path}, row 1: has 1 more cell than the header"
+    assert "double quotes" in hint
+
+
+def test_a_json_object_wrapping_the_rows_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "wrapped.json"
+    path.write_text(json.dumps({"version": 2, "data": UNIFIED_ROWS}), encoding="utf-8")
+    first, hint = error_of([str(path)]).split("\n")
+    assert first == f"{path}: one JSON object, with the rows in a list under 'data'"
+    assert "save the value of 'data' alone" in hint
+    # one row per line in a .json file is still read as JSON lines
+    single = write_jsonl(tmp_path / "single.json", UNIFIED_ROWS[:1])
+    assert load_problems([str(single)]) == expected(UNIFIED_ROWS[:1], "single")
+
+
 def test_unknown_names_and_files(tmp_path: Path) -> None:
     assert "no such file, and not a built-in dataset (math500, mmlu_pro, sample)" in error_of(["gsm8k"])
     other = tmp_path / "data.txt"
