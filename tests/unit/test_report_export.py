@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ def test_an_export_that_fails_leaves_earlier_files_alone(graded_dir: Path, tmp_p
 
 
 def test_plots_are_written(graded_dir: Path, tmp_path: Path) -> None:
-    result = run_report([graded_dir], price_flags=["small=0.1,0.2", "org/large-1.5=3,15"])
+    result = run_report([graded_dir], price_flags=["small=0.03,0.06", "org/large-1.5=0.09,0.11"])
     written = write_plots(result.report, tmp_path / "plots")
     assert sorted(path.name for path in written) == [
         "accuracy_by_category.png",
@@ -203,3 +204,29 @@ def test_prices_from_files_and_flags(graded_dir: Path, tmp_path: Path) -> None:
     assert report.unpriced == []
     with pytest.raises(ConfigError, match="--price 'small=1'"):
         run_report([graded_dir], price_flags=["small=1"])
+
+
+def test_cost_plot_tick_labels_never_overlap_and_the_legend_hides_no_model(graded_dir: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from llmrouter_collect.report.plots import _accuracy_vs_cost
+
+    # Tiny per-query costs within a factor 2 (a linear axis): long dollar labels such as $0.000025.
+    result = run_report([graded_dir], price_flags=["small=0.03,0.06", "org/large-1.5=0.09,0.11"])
+    figure = _accuracy_vs_cost(result.report)
+    assert figure is not None
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    [axes] = figure.axes
+    lo, hi = axes.get_xlim()
+    labels = [label for label in axes.get_xticklabels() if label.get_text() and lo <= label.get_position()[0] <= hi]
+    assert len(labels) >= 2
+    boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda box: box.x0)
+    for left, right in itertools.pairwise(boxes):
+        assert left.x1 < right.x0, [label.get_text() for label in labels]
+    legend = axes.get_legend().get_window_extent(renderer)
+    for point in result.report.router.points:
+        assert point.cost_per_query is not None
+        x, y = axes.transData.transform((point.cost_per_query, 100 * point.accuracy))
+        assert not legend.contains(x, y), point.model

@@ -143,7 +143,7 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
     ys = [100 * point.accuracy for point in view.points]
     figure = Figure(figsize=(7.5, 5))
     axes = figure.add_subplot()
-    axes.scatter(xs, ys, s=50, zorder=3, label="models")
+    axes.scatter(xs, ys, s=50, zorder=3, color="tab:blue", label="models")
     for x, y, point in zip(xs, ys, view.points, strict=True):
         axes.annotate(point.model, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     front = pareto_front(list(zip(xs, ys, strict=True)))
@@ -160,12 +160,16 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
             (view.category_router, "D", f"{report.group_by} router"),
         ]:
             if strategy is not None and strategy.cost_per_query is not None:
+                # Hollow, under the model points: a strategy that routes everything to one model sits on it.
                 axes.scatter(
                     [strategy.cost_per_query],
                     [100 * strategy.accuracy],
                     marker=marker,
-                    s=140,
-                    zorder=4,
+                    s=160,
+                    zorder=2,
+                    facecolors="none",
+                    edgecolors="tab:orange" if marker == "*" else "tab:green",
+                    linewidths=1.5,
                     label=label,
                 )
     elif view.oracle is not None and len(view.points) > 1:
@@ -175,10 +179,14 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
         axes.set_xscale("log")
         axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axes.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        # Dollar labels of small costs are long ($0.000025): few ticks, so they never run into each other.
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value) if priced else f"{value:,.0f}"))
     axes.set_xlabel(xlabel)
     axes.set_ylabel("accuracy (%), each problem once")
     axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small", loc="lower right")
+    # Outside the axes, below: a legend inside would hide whichever model sits in its corner.
+    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=4, frameon=False)
     return figure
