@@ -206,6 +206,25 @@ def test_prices_from_files_and_flags(graded_dir: Path, tmp_path: Path) -> None:
         run_report([graded_dir], price_flags=["small=1"])
 
 
+def test_prices_csv_as_a_spreadsheet_saves_it_and_its_mistakes(tmp_path: Path) -> None:
+    from llmrouter_collect.report.prices import load_prices_file
+
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("model, input, output\r\nsmall,1,2\r\n".encode("utf-8-sig"))  # BOM, CRLF, spaces
+    assert load_prices_file(excel) == {"small": Price(1.0, 2.0)}
+    short = tmp_path / "short.csv"
+    short.write_text("model,input,output\nsmall,1,2\nlarge,0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_prices_file(short)
+    assert info.value.message == f"--prices {short}, row 3: output price is missing"
+    header = tmp_path / "header.csv"
+    header.write_text("name,in,out\nsmall,1,2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_prices_file(header)
+    assert "(it has: name,in,out)" in info.value.message
+    assert "model,input,output" in str(info.value.hint)
+
+
 def test_cost_plot_tick_labels_never_overlap_and_the_legend_hides_no_model(graded_dir: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -55,7 +55,7 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     """
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark, as spreadsheets save CSV
     except OSError as err:
         raise ConfigError(f"cannot read --prices {path}: {err.strerror}") from None
     if suffix == ".csv":
@@ -90,8 +90,13 @@ def _from_value(path: Path, model: str, value: Any) -> Price:
 
 def _from_csv(path: Path, text: str) -> dict[str, Price]:
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or not {"model", "input", "output"} <= set(reader.fieldnames):
-        raise ConfigError(f"--prices {path}: the CSV header must have model,input,output")
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    if not {"model", "input", "output"} <= set(header):
+        raise ConfigError(
+            f"--prices {path}: the CSV header must have model,input,output (it has: {','.join(header) or 'nothing'})",
+            hint="e.g. a first line `model,input,output`, then `gpt-4o-mini,0.15,0.6` (USD per million tokens)",
+        )
     prices = {}
     for row_no, row in enumerate(reader, start=2):
         where = f"--prices {path}, row {row_no}"
@@ -103,6 +108,8 @@ def _from_csv(path: Path, text: str) -> dict[str, Price]:
 
 
 def _number(value: Any, where: str, name: str) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ConfigError(f"{where}: {name} price is missing", hint="prices are USD per million tokens, e.g. 0.15")
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
