@@ -249,3 +249,22 @@ def test_cost_plot_tick_labels_never_overlap_and_the_legend_hides_no_model(grade
         assert point.cost_per_query is not None
         x, y = axes.transData.transform((point.cost_per_query, 100 * point.accuracy))
         assert not legend.contains(x, y), point.model
+
+
+def test_export_into_the_input_directory_is_skipped_when_read_back(graded_dir: Path, tmp_path: Path) -> None:
+    run_report([graded_dir], export_dir=graded_dir)
+    warnings: list[str] = []
+    result = run_report([graded_dir], warn=warnings.append)
+    assert [model.model for model in result.report.models] == ["org/large-1.5", "small"]
+    assert any("wide.jsonl" in warning and "collect report --export" in warning for warning in warnings)
+    assert any("long.jsonl" in warning and "not a results file" in warning for warning in warnings)
+
+
+@pytest.mark.parametrize("flag", ["export_dir", "plots_dir"])
+def test_export_or_plots_path_that_is_a_file(graded_dir: Path, tmp_path: Path, flag: str) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine\n")
+    with pytest.raises(ConfigError, match="is a file") as info:
+        run_report([graded_dir], **{flag: taken})
+    assert "pass a directory" in str(info.value.hint)
+    assert taken.read_text() == "mine\n"

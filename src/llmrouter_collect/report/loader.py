@@ -289,6 +289,8 @@ def _not_results(path: Path) -> str | None:
         return "line 1 is not a JSON object"
     if isinstance(record.get("responses"), list) and "unique_id" in record:
         return None
+    if "split" in record and "answer_correct" in record:
+        return "it is a table written by `collect report --export`"
     if {"question", "problem"} & record.keys():
         return "it is a dataset: run `collect infer` and `collect extract` on it first"
     return "line 1 has no `unique_id` and `responses`"

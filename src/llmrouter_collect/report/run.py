@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError
 from .export import Exporter
 from .loader import load
 from .prices import resolve_prices, unpriced
@@ -35,9 +36,12 @@ def run_report(
     """Build the report of graded results files, and write the exports and plots asked for.
 
     Raises:
-        CollectError: bad prices (ConfigError), files that are not graded (GradeError), unwritable outputs
-            (StoreError).
+        CollectError: bad prices or an --export/--plots path that is a file (ConfigError), files that are not
+            graded (GradeError), unwritable outputs (StoreError).
     """
+    for flag, directory in (("--export", export_dir), ("--plots", plots_dir)):
+        if directory is not None and directory.exists() and not directory.is_dir():
+            raise ConfigError(f"{flag} {directory} is a file", hint=f"pass a directory to {flag} (created if needed)")
     prices = resolve_prices(price_flags, prices_file)
     exporter = Exporter(export_dir, prices, test_fraction=test_fraction) if export_dir is not None else None
     try:
