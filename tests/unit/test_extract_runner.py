@@ -200,3 +200,19 @@ def test_a_file_without_one_complete_record_is_an_error_and_writes_nothing(tmp_p
     with pytest.raises(GradeError, match="no complete results record"):
         list(grade_path(source, workers=1))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run.jsonl"]
+
+
+def test_a_directory_input_with_a_file_name_as_output_is_refused(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write(runs / "a.jsonl", [mcq_record("q1", ["Answer: A"])])
+    with pytest.raises(GradeError, match="names a file, but the input is a directory"):
+        plan(runs, tmp_path / "all.jsonl")
+    assert not (tmp_path / "all.jsonl").exists()
+
+
+def test_a_directory_of_graded_outputs_only_says_so(tmp_path: Path) -> None:
+    write(tmp_path / "a.graded.jsonl", [mcq_record("q1", ["Answer: A"], extractor_version="1.0")])
+    with pytest.raises(GradeError, match=r"only 1 graded output\(s\)") as info:
+        plan(tmp_path, None)
+    assert "graded again when named" in str(info.value.hint)

@@ -109,20 +109,24 @@ def plan(input_path: Path, output: Path | str | None) -> list[tuple[Path, Path]]
     if not input_path.exists():
         raise GradeError(f"input not found: {input_path}", hint="pass --input with a results file or directory")
     if input_path.is_dir():
-        files = sorted(
-            path for path in input_path.iterdir()
-            if path.is_file() and path.name.endswith(".jsonl") and not is_graded_name(path)
-            and not _already_graded(path)
-        )
+        candidates = sorted(path for path in input_path.iterdir() if path.is_file() and path.name.endswith(".jsonl"))
+        files = [path for path in candidates if not is_graded_name(path) and not _already_graded(path)]
         if not files:
+            graded = f" (only {len(candidates)} graded output(s) of `collect extract`)" if candidates else ""
             raise GradeError(
-                f"no results files (*.jsonl) in {input_path}",
-                hint="pass a directory of files written by `collect infer`, or one file",
+                f"no results files (*.jsonl) to grade in {input_path}{graded}",
+                hint="pass a directory of files written by `collect infer`, or one file (a graded file is graded "
+                "again when named)",
             )
         out_dir = output if output is not None else input_path.resolve().parent / DIRECTORY_OUTPUT
         if out_dir.exists() and not out_dir.is_dir():
             raise GradeError(f"--output {out_dir} is a file, but the input is a directory",
                              hint="pass a directory as --output")
+        if not out_dir.exists() and out_dir.name.endswith(".jsonl"):
+            raise GradeError(
+                f"--output {out_dir} names a file, but the input is a directory (one output file per input file)",
+                hint="pass a directory as --output, e.g. graded/",
+            )
         pairs = [(path, out_dir / default_output(path).name) for path in files]
     else:
         if output is None:
