@@ -10,9 +10,11 @@ file, row and field. docs/datasets.md describes the schema, the mappings and the
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import hashlib
 import io
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -619,12 +621,27 @@ def _load_sample(seen: dict[str, str]) -> list[Problem]:
     return _check_rows(_json_lines(data, "sample"), "sample", SAMPLE, seen, map_unified_row)
 
 
+@contextlib.contextmanager
+def _quiet_hub_logs() -> Iterator[None]:
+    """Hide the Hub clients' warnings (one per retried request when offline); a failure becomes one error."""
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "datasets")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _hub_rows(hub: _HubDataset) -> list[dict[str, Any]]:
     """All rows of a Hugging Face dataset split, from the `datasets` cache or the Hub."""
     try:
         import datasets  # imported here: slow to import, and only the built-ins need it
 
-        data = datasets.load_dataset(hub.repo, split=hub.split)
+        with _quiet_hub_logs():
+            data = datasets.load_dataset(hub.repo, split=hub.split)
         return data.to_list()  # type: ignore[no-any-return, union-attr]
     except Exception as err:  # `datasets` raises many types (ConnectionError, FileNotFoundError, ...)
         first_line = (str(err).strip().splitlines() or [""])[0]

@@ -743,3 +743,29 @@ def test_builtin_loads_from_the_cache_with_the_hub_offline(
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == [mapper(row).to_record_fields() for row in rows]
     assert {record["dataset"] for record in loaded} == {name}
+
+
+def test_hub_retry_warnings_are_not_printed_before_the_error(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    import datasets
+    import huggingface_hub  # noqa: F401  (sets up its loggers' stderr handler, as when `datasets` runs)
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        # what huggingface_hub logs on each retried request without a network, before `datasets` gives up
+        logging.getLogger("huggingface_hub.utils._http").warning(
+            "'[Errno -2] Name or service not known' thrown while requesting HEAD https://huggingface.co/..."
+        )
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+        raise ConnectionError("Couldn't reach 'HuggingFaceH4/MATH-500' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    before = logging.getLogger("huggingface_hub").level
+    with pytest.raises(DatasetError, match="cannot load math500"):
+        load_problems(["math500"])
+    captured = capfd.readouterr()
+    assert "thrown while requesting" not in captured.err + captured.out
+    assert "Retrying" not in captured.err + captured.out
+    assert logging.getLogger("huggingface_hub").level == before
