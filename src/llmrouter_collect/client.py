@@ -180,6 +180,8 @@ class OpenAIClient:
         self._headers = list(http.headers.multi_items())
         self._timeout = http.timeout.as_dict()
         self._urls = {path: httpx.URL(f"{self.base_url}/{path}") for path in ("chat/completions", "completions")}
+        self._paused_until = 0.0
+        """A 429 pauses every request of the run, not just the one that got it (rate limits are per key)."""
 
     async def _post(self, path: str, content: bytes) -> tuple[int, httpx.Headers, bytes]:
         """POST straight to the transport; returns status, headers and the whole body."""
@@ -229,6 +231,9 @@ class OpenAIClient:
         content = orjson.dumps(body)
         retry = 0
         while True:
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             started = time.perf_counter()
             retry_after: float | None = None
             try:
@@ -261,7 +266,10 @@ class OpenAIClient:
                 raise failure
             if self.on_retry is not None:
                 self.on_retry(failure.kind)
-            await asyncio.sleep(retry_delay(retry, retry_after, self.policy))
+            delay = retry_delay(retry, retry_after, self.policy)
+            if failure.status == 429:
+                self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            await asyncio.sleep(delay)
             retry += 1
 
     def _fatal(self, status: int, raw: bytes, what: str, model: str | None = None) -> EndpointError:

@@ -458,3 +458,20 @@ def test_a_run_whose_requests_are_all_refused_stops_early_and_says_why(
     assert "failed request(s): HTTP 400" in result.stderr and "not asked" in result.stderr
     assert len(openai_server.completion_requests()) < 20  # stopped early, not 60 refusals
     assert "Traceback" not in result.stderr
+
+
+def test_a_rate_limit_pauses_every_request_not_just_the_one_that_got_it(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    openai_server.latency = 0.05
+    openai_server.enqueue(Status(429, retry_after=0.6))
+    out = tmp_path / "out.jsonl"
+    result = run_cli(infer_args(openai_server, dataset_file(count=12), out, "--max-concurrent", "3",
+                                "--max-retry-delay", "5", k=1))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    requests = sorted(openai_server.completion_requests(), key=lambda r: r.time)
+    limited = next(r for r in requests if r.status == 429)
+    # The two requests already in flight may land; nothing new is sent during the server's Retry-After.
+    during = [r for r in requests if limited.time + 0.1 < r.time < limited.time + 0.55]
+    assert during == []
+    assert len(requests) == 13 and len(records(out)) == 12
