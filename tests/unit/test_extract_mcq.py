@@ -59,6 +59,8 @@ CASES = [
      "option_text"),
     ("The fine is the penalty. The answer is A $500 fine.", ["Probation", "A $500 fine", "Jail"], "B", "option_text"),
     ("The answer is A because savers lose.", FOUR, "A", "answer_is"),
+    ("Paris has been the capital since 987.\n\nAnswer: Paris", ["Paris", "Berlin", "Rome"], "A", "option_text"),
+    ("**Answer:** Borrowers", FOUR, "C", "option_text"),
     # --- HTML entities in the text
     ("Because A &amp; B both fail, the answer is (D).", TEN, "D", "answer_is"),
     # --- a run of answers to other questions after the reasoned answer: the reasoned answer counts

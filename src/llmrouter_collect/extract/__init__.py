@@ -10,7 +10,7 @@ from .math import Found, answers_equal, extract_math_answer, quick_equal
 from .mcq import extract_choice, gold_letter
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.0"
+EXTRACTOR_VERSION = "1.1"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]

@@ -229,7 +229,7 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
 
 
 _ANSWER_TEXT = re.compile(
-    r"\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be)\s*:?[ \t]*(?P<text>[^\n]{1,400})",
+    r"\b(?:answer|option|choice)(?:\s+(?:is|would\s+be|should\s+be)\s*:?|\s*:)[ \t*]*(?P<text>[^\n]{1,400})",
     re.IGNORECASE,
 )
 
