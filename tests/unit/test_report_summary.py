@@ -315,3 +315,14 @@ def test_records_without_responses_are_reported_not_dropped_silently(tmp_path: P
     assert report.models[0].overall.problems == 5
     assert any("1 problem record(s) have no responses" in warning for warning in warnings)
     assert any("no responses" in warning for warning in report.warnings)
+
+
+def test_files_graded_by_different_extractor_versions_are_flagged(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "alpha.graded.jsonl", alpha_records())
+    write_jsonl(tmp_path / "beta.graded.jsonl", [{**r, "extractor_version": "2"} for r in beta_records()])
+    warnings: list[str] = []
+    load([tmp_path], warn=warnings.append)
+    assert any("different extractor versions (alpha: 1; org/beta: 2)" in warning for warning in warnings)
+    same: list[str] = []
+    load([tmp_path / "alpha.graded.jsonl"], warn=same.append)
+    assert not any("extractor versions" in warning for warning in same)

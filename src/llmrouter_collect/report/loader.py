@@ -202,6 +202,13 @@ def load(
             f"{collection.conflicts} records give a problem another category or dataset than an earlier file; "
             "the router view and exports use the first one read"
         )
+    versions = {name: sorted(data.extractor_versions) for name, data in sorted(collection.models.items())}
+    if len({v for found in versions.values() for v in found}) > 1:
+        listed = "; ".join(f"{name}: {', '.join(found)}" for name, found in versions.items() if found)
+        note(
+            f"the files were graded by different extractor versions ({listed}); "
+            "rerun `collect extract` on the older ones so every response is graded by the same rules"
+        )
     if collection.without_responses:
         note(
             f"{collection.without_responses} problem record(s) have no responses (not asked yet?); "
