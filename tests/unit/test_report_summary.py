@@ -326,3 +326,13 @@ def test_files_graded_by_different_extractor_versions_are_flagged(tmp_path: Path
     same: list[str] = []
     load([tmp_path / "alpha.graded.jsonl"], warn=same.append)
     assert not any("extractor versions" in warning for warning in same)
+
+
+def test_unsolved_problems_are_listed_in_natural_order(tmp_path: Path) -> None:
+    records = [
+        {**graded_record("alpha", "p5", [("wrong", "X")], 50), "unique_id": f"sample/{n}"} for n in (10, 2, 1, 21)
+    ]
+    write_jsonl(tmp_path / "alpha.graded.jsonl", records)
+    report = build_report(load([tmp_path]))
+    unsolved = [problem.unique_id for problem in report.router.unsolved]
+    assert unsolved == ["sample/1", "sample/2", "sample/10", "sample/21"]

@@ -7,6 +7,7 @@ cost on a problem is the mean cost of one of its samples (the cost of one routed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -92,7 +93,7 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
     problem_sets = [set(collection.models[name].problems) for name in names]
     union = set().union(*problem_sets)
     common_set = set.intersection(*problem_sets) if problem_sets else set()
-    common = sorted(common_set)
+    common = sorted(common_set, key=natural_key)
     view = RouterView(
         models=names,
         group_by=collection.group_by,
@@ -169,6 +170,11 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
             if len(answers) == 1 and None not in answers:
                 view.agreed_wrong.append(FlaggedProblem(unique_id=uid, group=str(groups[i]), answer=answers.pop()))
     return view
+
+
+def natural_key(unique_id: str) -> list[str | int]:
+    """Sort key that puts `sample/2` before `sample/10` (runs of digits compare as numbers)."""
+    return [int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", unique_id))]
 
 
 def _oracle_choice(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
