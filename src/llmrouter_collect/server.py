@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -30,8 +32,10 @@ POLL_INTERVAL = 0.5
 """Seconds between two readiness checks (and two liveness checks while stopping)."""
 STOP_GRACE = 30.0
 """Seconds a server gets to exit after SIGTERM before its process group gets SIGKILL."""
-LOG_TAIL_LINES = 25
-"""Log lines shown when a server fails to start."""
+LOG_TAIL_LINES = 12
+"""Log lines shown when a server fails to start (traceback frames and usage text left out; the log has them)."""
+STARTUP_STOP_GRACE = 3.0
+"""Seconds a half-started server gets after SIGTERM (vLLM ignores it while loading; it has nothing to save)."""
 API_KEY_ENV = "VLLM_API_KEY"
 """vLLM reads its key from this variable, which keeps it out of argv, `ps`, logs and the state file."""
 
@@ -42,6 +46,19 @@ _OWN_FLAGS = {
     "--model": "--model",
     "--api-key": "--api-key (it reaches vLLM through VLLM_API_KEY, never on the command line)",
 }
+# Commands whose paths are another filesystem's (a container's): a local model path is not checked for them.
+_CONTAINER_RUNNERS = {"docker", "podman", "nerdctl", "apptainer", "singularity", "enroot"}
+# vLLM's prefix on lines of its sub-processes: `(Worker pid=1) ERROR 11-29 10:20:49 [file.py:1] `.
+_LOG_PREFIX = re.compile(r"^\(\w+ pid=\d+\)\s+(?:([A-Z]+) [\d-]+ [\d:]+ \[[^\]]*\]\s?)?")
+# A line that states an error: `ValueError: ...` or argparse's `prog: error: ...`.
+_ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception)(?::\s.*)?|\S+: error: .*)$")
+_POINTER_PHRASES = ("root cause", "stack trace", "see above", "traceback above")
+"""An error line with one of these only points at another one (vLLM's "See root cause above")."""
+# Lines of a Python traceback, an argparse usage text or a warnings.warn echo: noise in a short tail.
+_FRAME_LINE = re.compile(r"^\s+File \".*\", line \d+")
+_NOISE_LINE = re.compile(
+    r"^(?:Traceback \(most recent call last\):.*|\s*[\^~]+\s*|usage: .*|\s+\[.*|\s+warnings\.warn\(.*)$"
+)
 _HAS_PROC = Path("/proc/self/stat").exists()
 """Linux: process states and start times come from /proc (zombies and reused pids are told apart)."""
 # Model families that need flags of their own: (substring of the model name, flags).
@@ -70,6 +87,8 @@ class ServerInfo:
     api_key_set: bool = False
     served_models: list[str] = field(default_factory=list)
     """Model ids the server listed on /v1/models once ready (empty while starting)."""
+    ready_at: str | None = None
+    """When it first answered (None while starting)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerInfo:
@@ -90,6 +109,19 @@ class ServerStatus:
 
     info: ServerInfo
     running: bool
+    """Some process of its group is alive (`stop` has something to end)."""
+    leader_alive: bool
+    """The process `collect serve` started (vLLM's API server) is alive; without it nothing answers."""
+
+    @property
+    def state(self) -> str:
+        """`starting`, `running`, `broken` (its API server died, other processes of its group remain) or `exited`."""
+        if not self.running:
+            return "exited"
+        if not self.leader_alive:
+            return "broken"
+        ready = self.info.ready_at or self.info.served_models  # (entries of older versions lack ready_at)
+        return "running" if ready else "starting"
 
 
 # --- building the command ------------------------------------------------------------------------------
@@ -153,7 +185,8 @@ def build_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
                 f"{name} after `--` is set by `collect serve` itself",
                 hint=f"pass {_OWN_FLAGS[name]} to `collect serve` (before `--`)",
             )
-    model_args = [settings.model] if command[-1] == "serve" else ["--model", settings.model]
+    model = _check_local_model(settings.model, command)
+    model_args = [model] if command[-1] == "serve" else ["--model", model]
     argv = [*command, *model_args, "--host", settings.host, "--port", str(settings.port)]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
@@ -163,6 +196,27 @@ def build_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     if settings.model_flags:
         argv += model_family_flags(settings.model, extra)
     return [*argv, *extra]
+
+
+def _check_local_model(model: str, command: Sequence[str]) -> str:
+    """The model argument for vLLM: a Hugging Face id as given, a local path checked (and `~` expanded).
+
+    A path that does not exist, or a folder without config.json, fails here in a moment instead of after
+    vLLM has loaded. Paths are not checked for a container command (they name the container's files).
+
+    Raises:
+        ServerError: a local path that does not exist or a folder that holds no model.
+    """
+    if Path(command[0]).name in _CONTAINER_RUNNERS:
+        return model
+    path = Path(model).expanduser()
+    looks_local = model.startswith(("/", "./", "../", "~")) or model in (".", "..") or model.count("/") > 1
+    hint = "give a model folder (with its config.json) or a Hugging Face id such as Qwen/Qwen2.5-1.5B-Instruct"
+    if looks_local and not path.exists():
+        raise ServerError(f"--model {model}: no such file or folder", hint=hint)
+    if path.is_dir() and not any((path / name).exists() for name in ("config.json", "params.json")):
+        raise ServerError(f"--model {model} is a folder without config.json, not a model", hint=hint)
+    return str(path) if model.startswith("~") else model
 
 
 # --- starting -----------------------------------------------------------------------------------------
@@ -179,8 +233,18 @@ def check_port_free(host: str, port: int) -> None:
     connect_host = _client_host(host)
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
-        if probe.connect_ex((connect_host, port)) == 0:
-            message = f"port {port} is already in use (something answers on {connect_host}:{port})"
+        try:
+            answered = probe.connect_ex((connect_host, port)) == 0
+        except OSError as err:  # e.g. a host name that does not resolve (socket.gaierror)
+            raise ServerError(
+                f"cannot use --host {host}: {err.strerror or err}",
+                hint="give an address of this machine: 127.0.0.1 (default), 0.0.0.0 (all) or one of its IPs",
+            ) from None
+        if answered:
+            owner = port_owner(port)
+            message = f"port {port} is already in use (" + (
+                f"by pid {owner[0]}: {owner[1]})" if owner else f"something answers on {connect_host}:{port})"
+            )
             raise ServerError(message, hint)
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # The same option uvicorn sets, so a port in TIME_WAIT counts as free, as it will for vLLM.
@@ -191,10 +255,39 @@ def check_port_free(host: str, port: int) -> None:
             raise ServerError(f"cannot bind {host}:{port}: {err.strerror or err}", hint) from None
 
 
+def port_owner(port: int) -> tuple[int, str] | None:
+    """(pid, command line) of a process of this user listening on TCP `port`, from /proc; None if unknown."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the socket's inode
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                command = shlex.join(arg.decode(errors="replace") for arg in argv if arg)
+                return int(entry.name), _shorten(command, 120)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return None
+
+
 def start_server(
     settings: Settings,
     extra: Sequence[str] = (),
     on_wait: Callable[[float], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> ServerInfo:
     """Start vLLM detached (own session and process group, output to a log file) and wait until it answers.
 
@@ -206,6 +299,7 @@ def start_server(
         settings: model, host, port, timeouts, vLLM command, state directory, API key.
         extra: arguments passed to vLLM unchanged, after the ones built from settings.
         on_wait: called about twice a second with the seconds waited so far.
+        on_interrupt: called on Ctrl-C, before the half-started server is stopped (which takes a few seconds).
 
     Returns:
         The server's state entry, with the model ids it serves.
@@ -223,11 +317,18 @@ def start_server(
     with _state_lock(state_dir):
         servers = _read_state(state_dir)
         for other in servers:
+            if other.port == settings.port and is_running(other) and not leader_alive(other):
+                raise ServerError(
+                    f"the server collect started on port {settings.port} (pid {other.pid}) died, "
+                    "but processes of its group still run",
+                    hint=f"end them first: collect serve stop --port {settings.port}{_state_flag(settings)}",
+                )
             if other.port == settings.port and is_running(other):
                 raise ServerError(
                     f"a server started by collect already runs on port {settings.port} "
                     f"(pid {other.pid}, model {other.model})",
-                    hint=f"use it at {other.url}, or stop it: collect serve stop --port {settings.port}",
+                    hint=f"use it at {other.url}, or stop it: "
+                    f"collect serve stop --port {settings.port}{_state_flag(settings)}",
                 )
         check_port_free(settings.host, settings.port)
         process, log_path = _launch(argv, env, state_dir / LOG_DIR_NAME, settings.port)
@@ -247,15 +348,36 @@ def start_server(
         _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
     try:
         served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
-    except BaseException:
-        _terminate_group(info, process)
-        _remove_entry(state_dir, info)
+    except BaseException as failure:
+        if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
+            on_interrupt()
+        with _sigint_ignored():  # a second Ctrl-C must not leave the half-started server behind
+            _terminate_group(info, process, STARTUP_STOP_GRACE)
+            _remove_entry(state_dir, info)
         raise
-    ready = replace(info, served_models=served)
+    ready = replace(info, served_models=served, ready_at=datetime.now(UTC).isoformat(timespec="seconds"))
     with _state_lock(state_dir):
         servers = _read_state(state_dir)
         _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
     return ready
+
+
+def _state_flag(settings: Settings) -> str:
+    """` --state-dir DIR` for a command in a hint when the state directory is not the default one."""
+    return f" --state-dir {shlex.quote(str(settings.state_dir))}" if settings.state_dir else ""
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C inside the block (main thread only: signal handlers cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
@@ -308,10 +430,16 @@ def wait_until_ready(
             code = process.poll()
             elapsed = time.monotonic() - started
             if code is not None:
+                cause, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
+                hint = f"log: {info.log}\nrerun by hand to see more: {info.command}"
+                if cause and "unrecognized arguments" in cause:
+                    hint = "a flag after `--` is misspelled or unknown to this vLLM version\n" + hint
                 raise ServerError(
-                    f"vLLM exited with code {code} during start-up (after {elapsed:.0f}s); its log ends:\n"
-                    + _indent(read_log_tail(Path(info.log), LOG_TAIL_LINES)),
-                    hint=f"log: {info.log}\nrerun by hand to see more: {info.command}",
+                    f"vLLM exited with code {code} during start-up (after {elapsed:.0f}s)"
+                    + (f": {_shorten(cause)}" if cause else "")
+                    + "\nits log ends:\n"
+                    + _indent(tail),
+                    hint=hint,
                 )
             try:
                 response = client.get(f"{info.url}/models")
@@ -322,15 +450,56 @@ def wait_until_ready(
             if response is not None and response.status_code == 200:
                 return _model_ids(response)
             if elapsed >= timeout:
+                _, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
                 raise ServerError(
                     f"vLLM did not answer on {info.url} within {timeout:.0f}s; stopped it. Its log ends:\n"
-                    + _indent(read_log_tail(Path(info.log), LOG_TAIL_LINES)),
+                    + _indent(tail),
                     hint=f"raise --serve-timeout if it was still loading; log: {info.log}\n"
                     f"rerun by hand: {info.command}",
                 )
             if on_wait is not None:
                 on_wait(elapsed)
             time.sleep(POLL_INTERVAL)
+
+
+def summarize_log(lines: list[str], keep: int) -> tuple[str | None, list[str]]:
+    """Why a server failed, from its log: the line that states the error, and a short tail without noise.
+
+    Args:
+        lines: the end of the log.
+        keep: how many lines of the tail to return.
+
+    Returns:
+        The last error line that is not a mere pointer to another one (`... See root cause above`), else the
+        last pointer, else None; and the last `keep` lines without traceback frames, usage text or
+        warnings.warn echoes.
+    """
+    cause: str | None = None
+    pointer: str | None = None
+    kept: list[str] = []
+    after_frame = False
+    for line in lines:
+        prefix = _LOG_PREFIX.match(line)
+        bare = (line[prefix.end() :] if prefix else line).rstrip()
+        if _FRAME_LINE.match(bare):
+            after_frame = True  # the source line that follows a frame goes too
+            continue
+        if (after_frame and bare.startswith("    ")) or _NOISE_LINE.match(bare):
+            after_frame = False
+            continue
+        after_frame = False
+        kept.append(line)
+        level = prefix.group(1) if prefix else None
+        if level in (None, "ERROR", "CRITICAL") and _ERROR_LINE.match(bare):
+            if any(phrase in bare.lower() for phrase in _POINTER_PHRASES):
+                pointer = bare
+            else:
+                cause = bare
+    return cause or pointer, kept[-keep:] if keep > 0 else []
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _model_ids(response: httpx.Response) -> list[str]:
@@ -351,7 +520,7 @@ def _indent(lines: list[str]) -> str:
 def list_servers(state_dir: Path) -> list[ServerStatus]:
     """Every server in the state file, with whether its process group still runs, ordered by port."""
     servers = sorted(_read_state(state_dir), key=lambda info: info.port)
-    return [ServerStatus(info, is_running(info)) for info in servers]
+    return [ServerStatus(info, is_running(info), leader_alive(info)) for info in servers]
 
 
 def find_server(state_dir: Path, port: int | None) -> ServerInfo:
@@ -377,8 +546,17 @@ def find_server(state_dir: Path, port: int | None) -> ServerInfo:
         )
     if len(servers) > 1:
         ports = ", ".join(str(info.port) for info in sorted(servers, key=lambda i: i.port))
-        raise ServerError(f"several servers are recorded (ports {ports})", hint="choose one with --port")
+        example = min(info.port for info in servers)
+        raise ServerError(
+            f"several servers are recorded (ports {ports})", hint=f"choose one with --port (e.g. --port {example})"
+        )
     return servers[0]
+
+
+def leader_alive(info: ServerInfo) -> bool:
+    """True while the process `collect serve` started (not a reused pid) is alive and not a zombie."""
+    leader = _proc_stat(info.pid)
+    return leader is not None and leader[0] != "Z" and (info.start_ticks is None or leader[2] == info.start_ticks)
 
 
 def is_running(info: ServerInfo) -> bool:
@@ -525,11 +703,11 @@ def _wait_gone(info: ServerInfo, timeout: float) -> bool:
         time.sleep(min(POLL_INTERVAL, 0.2))
 
 
-def _terminate_group(info: ServerInfo, process: subprocess.Popen[bytes]) -> None:
-    """Stop a server that failed to start: SIGTERM its group, SIGKILL after a short grace, reap the leader."""
+def _terminate_group(info: ServerInfo, process: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop a server that failed to start: SIGTERM its group, SIGKILL after `grace` s, reap the leader."""
     if is_running(info):
         _signal_group(info, signal.SIGTERM)
-        if not _wait_gone(info, 10.0):
+        if not _wait_gone(info, grace):
             _signal_group(info, signal.SIGKILL)
             _wait_gone(info, 10.0)
     with contextlib.suppress(subprocess.TimeoutExpired):

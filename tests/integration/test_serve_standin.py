@@ -38,21 +38,32 @@ parser.add_argument("--model", dest="model_flag")
 parser.add_argument("--host")
 parser.add_argument("--port", type=int)
 parser.add_argument("--served-model-name")
+for flag in ("--max-model-len", "--gpu-memory-utilization", "--dtype", "--tensor-parallel-size"):
+    parser.add_argument(flag)
+parser.add_argument("--enforce-eager", action="store_true")
 args, rest = parser.parse_known_args()
 print("stand-in started with", json.dumps(sys.argv[1:]), flush=True)
 if os.environ.get("STANDIN_MARKER"):
     Path(os.environ["STANDIN_MARKER"]).write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0)}))
-if args.mode == "crash":
+if args.mode == "crash":  # like vLLM: the cause, then a generic error pointing back at it
     time.sleep(0.5)
-    print("ValueError: Invalid repository ID or local directory: 'not-a-model'", file=sys.stderr, flush=True)
-    sys.exit(1)
+
+    def load():
+        raise ValueError("Invalid repository ID or local directory: 'not-a-model'")
+
+    try:
+        load()
+    except ValueError as err:
+        raise RuntimeError("Engine core initialization failed. See root cause above.") from err
+if args.mode == "strict":  # an unknown flag: argparse prints its usage and exits 2
+    parser.parse_args()
 # A second process in the same group, like vLLM's engine core.
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 # Never outlive a broken test run by long.
 threading.Timer(300, os._exit, args=(0,)).start()
-if args.mode == "stubborn":
+if args.mode in ("stubborn", "stubborn-hang"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-if args.mode == "hang":
+if args.mode in ("hang", "stubborn-hang"):
     time.sleep(300)
 key = os.environ.get("VLLM_API_KEY")
 name = args.served_model_name or args.model or args.model_flag
@@ -213,12 +224,26 @@ def test_startup_crash_is_reported_at_once_with_the_log_tail(serve: Callable[...
 
     assert result.returncode == 1
     assert elapsed < 60, "waited for the timeout instead of noticing the exit"
-    assert "vLLM exited with code 1 during start-up" in result.stderr
-    assert "Invalid repository ID or local directory: 'not-a-model'" in result.stderr  # the log tail
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    # The first line states the cause (not the generic error that points back at it) ...
+    assert first.startswith("error: vLLM exited with code 1 during start-up")
+    assert first.endswith("ValueError: Invalid repository ID or local directory: 'not-a-model'")
+    # ... and the log tail below it leaves out the traceback frames (the log keeps them).
+    assert "Traceback" not in result.stderr and 'File "' not in result.stderr
     assert "rerun by hand" in result.stderr and "standin.py crash" in result.stderr
-    assert "Traceback" not in result.stderr
     assert _state(tmp_path / "state") == {}
     assert group_members(json.loads(marker.read_text())["pgid"]) == []
+
+
+def test_an_unknown_vllm_flag_is_named_without_the_usage_text(serve: Callable[..., Any], tmp_path: Path) -> None:
+    result = serve(["--model", "m", "--port", str(free_port()), "--", "--tensor-paralel-size", "1"], mode="strict")
+
+    assert result.returncode == 1
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert "vLLM exited with code 2" in first and "unrecognized arguments: --tensor-paralel-size 1" in first
+    assert "a flag after `--` is misspelled or unknown to this vLLM version" in result.stderr
+    assert "usage:" not in result.stderr
+    assert _state(tmp_path / "state") == {}
 
 
 def test_timeout_stops_the_half_started_server(serve: Callable[..., Any], tmp_path: Path) -> None:
@@ -243,7 +268,7 @@ def test_port_in_use_starts_nothing(serve: Callable[..., Any], tmp_path: Path) -
         result = serve(["--model", "m", "--port", str(port)], STANDIN_MARKER=str(marker))
 
     assert result.returncode == 1
-    assert f"port {port} is already in use" in result.stderr
+    assert f"port {port} is already in use (by pid {os.getpid()}: " in result.stderr  # who holds it
     assert "--port" in result.stderr  # says how to fix it
     assert not marker.exists()
     assert _state(tmp_path / "state") == {}
@@ -350,6 +375,9 @@ def test_api_key_reaches_the_server_but_no_file(serve: Callable[..., Any], tmp_p
         (["--model", "m", "--gpu-util", "1.5"], "--gpu-util"),
         (["--model", "m", "--vllm-command", ""], "--vllm-command"),
         (["--model", "m", "--vllm-command", "/no/such/vllm serve"], "cannot run the vLLM command '/no/such/vllm'"),
+        (["--model", "/no/such/model-folder"], "--model /no/such/model-folder: no such file or folder"),
+        (["--model", "./models/qwen-typo"], "--model ./models/qwen-typo: no such file or folder"),
+        (["--model", "m", "--host", "no-such-host.invalid"], "cannot use --host no-such-host.invalid"),
     ],
 )
 def test_bad_input_is_one_clear_error(cli: Callable[..., Any], args: list[str], message: str, tmp_path: Path) -> None:
@@ -360,6 +388,34 @@ def test_bad_input_is_one_clear_error(cli: Callable[..., Any], args: list[str], 
     assert "Traceback" not in result.stderr
     assert "abc" not in result.stderr
     assert _state(tmp_path / "state") == {}
+
+
+def test_a_folder_that_is_not_a_model_fails_before_vllm_starts(cli: Callable[..., Any], tmp_path: Path) -> None:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "README.md").write_text("no config.json here\n")
+
+    result = cli(["serve", "--model", str(folder), "--port", str(free_port())])
+
+    assert result.returncode == 1
+    assert f"--model {folder} is a folder without config.json" in result.stderr
+    assert "Hugging Face id" in result.stderr  # the hint
+    assert not (tmp_path / "state" / "logs").exists()  # nothing was launched
+
+
+def test_a_model_path_for_a_container_is_not_checked_here(
+    cli: Callable[..., Any], standin: str, tmp_path: Path
+) -> None:
+    docker = tmp_path / "bin" / "docker"  # stands in for `docker run ... vllm/vllm-openai`: paths are the container's
+    docker.parent.mkdir()
+    docker.write_text(f'#!/bin/sh\nshift\nexec {standin} api_server "$@"\n')  # shift drops `run`
+    docker.chmod(0o755)
+    port = free_port()
+
+    result = cli(["serve", "--model", "/models/in-the-image", "--port", str(port), "--vllm-command", f"{docker} run"])
+
+    assert result.returncode == 0, result.stderr
+    assert "(model /models/in-the-image)" in result.stdout
 
 
 def test_start_options_before_a_sub_command_are_refused(cli: Callable[..., Any]) -> None:
@@ -449,3 +505,78 @@ def test_a_relative_state_dir_is_recorded_by_full_path(cli: Callable[..., Any], 
         assert Path(entry["log"]).is_absolute() and Path(entry["log"]).exists()
     finally:
         cli(["serve", "stop", "--all", "--state-dir", str(tmp_path / "rel-state")])
+
+
+def test_a_server_whose_api_server_died_shows_as_broken_and_stop_ends_the_rest(
+    serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+    entry = _state(tmp_path / "state")[port]
+    os.kill(entry["pid"], signal.SIGKILL)  # the API server dies; its engine (the child) keeps running
+    deadline = time.monotonic() + 10
+    while entry["pid"] in group_members(entry["pgid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group_members(entry["pgid"])
+
+    status = cli(["serve", "status"])
+    assert status.returncode == 0
+    assert any(line.startswith(str(port)) and " broken " in line for line in status.stdout.splitlines())
+    assert f"end them: collect serve stop --port {port}" in status.stderr
+    again = serve(["--model", "m", "--port", str(port)])
+    assert again.returncode == 1 and "died, but processes of its group still run" in again.stderr
+
+    stop = cli(["serve", "stop", "--port", str(port)])
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped what was left of the server on port {port}" in stop.stderr
+    assert group_members(entry["pgid"]) == []
+    assert _state(tmp_path / "state") == {}
+
+
+def test_status_while_starting_and_a_second_ctrl_c_during_the_clean_up(
+    cli: Callable[..., Any], standin: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "standin.json"
+    port = free_port()
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
+    args += ["--vllm-command", f"{standin} stubborn-hang"]  # loads forever and ignores SIGTERM, as vLLM may
+    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
+    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        pgid = json.loads(marker.read_text())["pgid"]
+        status = cli(["serve", "status"])
+        assert any(line.startswith(str(port)) and " starting " in line for line in status.stdout.splitlines())
+
+        command.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # it is now waiting for the group to go after SIGTERM
+        command.send_signal(signal.SIGINT)  # an impatient second Ctrl-C
+        _, err = command.communicate(timeout=60)
+    finally:
+        if command.poll() is None:
+            command.kill()
+
+    assert command.returncode == 130
+    assert err.index("stopping the server being started") < err.index("the server being started was stopped")
+    assert "Traceback" not in err
+    assert group_members(pgid) == []  # SIGKILL after the short grace, despite the second Ctrl-C
+    assert _state(tmp_path / "state") == {}
+
+
+def test_status_names_the_served_model_and_the_key_flag_gets_a_reminder(
+    serve: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    port = free_port()
+    key = "sk-standin-flag-51c0"
+
+    args = ["--model", "org/long-name", "--port", str(port), "--api-key", key]
+    result = serve([*args, "--", "--served-model-name", "s"])
+
+    assert result.returncode == 0, result.stderr
+    assert "give collect infer the same one" in result.stdout  # infer would otherwise get 401
+    assert key not in result.stdout + result.stderr
+    rows = [line.split() for line in cli(["serve", "status"]).stdout.splitlines()[1:]]
+    assert [(row[0], row[3], row[4]) for row in rows] == [(str(port), "running", "s")]  # what infer --model needs

@@ -45,26 +45,41 @@ def _wait_group_gone(pgid: int, timeout: float = 30.0) -> bool:
 # --- start-up failures (no server comes up) ----------------------------------------------------------------
 
 
-def test_startup_crash_fails_fast_with_log_tail(
+def test_startup_crash_fails_fast_with_the_cause_first(
+    cli: Callable[..., subprocess.CompletedProcess[str]], vllm_command: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+
+    started = time.monotonic()
+    args = ["serve", "--model", str(tiny_model), "--port", str(port), "--vllm-command", vllm_command]
+    result = cli([*args, "--serve-timeout", "900", "--", "--tensor-paralel-size", "1"])  # a typo vLLM refuses
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == 1, result.stderr
+    assert elapsed < 450, "waited for the timeout instead of noticing that vLLM exited"
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert "vLLM exited with code 2" in first and "unrecognized arguments: --tensor-paralel-size" in first
+    assert "misspelled or unknown to this vLLM version" in result.stderr
+    assert "[--tensor-parallel-size" not in result.stderr  # vLLM's long usage text stays in the log
+    assert "rerun by hand" in result.stderr and "vllm.entrypoints.openai.api_server" in result.stderr
+    assert "Traceback (most recent call last)" not in result.stderr
+    assert _state(tmp_path / "state") == {}
+
+
+def test_a_folder_that_is_not_a_model_fails_at_once(
     cli: Callable[..., subprocess.CompletedProcess[str]], vllm_command: str, tmp_path: Path
 ) -> None:
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
     (not_a_model / "README.md").write_text("no config.json here\n")
-    port = free_port()
+    args = ["serve", "--model", str(not_a_model), "--port", str(free_port()), "--vllm-command", vllm_command]
 
-    started = time.monotonic()
-    args = ["serve", "--model", str(not_a_model), "--port", str(port), "--vllm-command", vllm_command]
-    result = cli([*args, "--serve-timeout", "900"])
-    elapsed = time.monotonic() - started
+    result = cli(args)
+    missing = cli(["serve", "--model", str(tmp_path / "no-such-model"), "--vllm-command", vllm_command])
 
-    assert result.returncode == 1, result.stderr
-    assert elapsed < 450, "waited for the timeout instead of noticing that vLLM exited"
-    assert "vLLM exited with code" in result.stderr
-    assert "config.json" in result.stderr or "not-a-model" in result.stderr  # vLLM's own words, from the log
-    assert "rerun by hand" in result.stderr and "vllm.entrypoints.openai.api_server" in result.stderr
-    assert "Traceback (most recent call last)" not in result.stderr.split("its log ends:")[0]
-    assert _state(tmp_path / "state") == {}
+    assert result.returncode == 1 and "is a folder without config.json" in result.stderr
+    assert missing.returncode == 1 and "no-such-model: no such file or folder" in missing.stderr
+    assert not (tmp_path / "state" / "logs").exists()  # vLLM was never started
 
 
 def test_port_in_use_starts_nothing(

@@ -19,6 +19,8 @@ from ..server import (
     ServerInfo,
     find_server,
     follow_log,
+    is_running,
+    leader_alive,
     list_servers,
     read_log_tail,
     resolve_state_dir,
@@ -144,16 +146,21 @@ def serve(
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         warn(f"binding {settings.host} without --api-key: anyone who reaches this machine can use the server")
     server = run_or_exit(lambda: _start_with_progress(settings, extra))
-    _print_ready(server, settings)
+    _print_ready(server, settings, key_from_flag=api_key is not None)
 
 
 def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
     label = f"starting vLLM for {settings.model} on port {settings.port}"
     with _progress(label) as on_wait:
         try:
-            return start_server(settings, extra, on_wait=on_wait)
+            return start_server(
+                settings,
+                extra,
+                on_wait=on_wait,
+                on_interrupt=lambda: err_console.print("interrupted; stopping the server being started …"),
+            )
         except KeyboardInterrupt:  # start_server has already stopped the half-started server
-            err_console.print("interrupted; the server being started was stopped")
+            err_console.print("the server being started was stopped; nothing is left running")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -177,7 +184,7 @@ def _progress(label: str) -> Iterator[Any]:
     yield plain
 
 
-def _print_ready(server: ServerInfo, settings: Settings) -> None:
+def _print_ready(server: ServerInfo, settings: Settings, key_from_flag: bool) -> None:
     name = server.served_models[0] if len(server.served_models) == 1 else server.model
     state_flag = f" --state-dir {settings.state_dir}" if settings.state_dir else ""
     out_console.print(f"vLLM is ready: {server.url}  (model {name})", markup=False)
@@ -188,6 +195,12 @@ def _print_ready(server: ServerInfo, settings: Settings) -> None:
         f"stop: collect serve stop --port {server.port}{state_flag}",
         markup=False,
     )
+    if key_from_flag:
+        out_console.print(
+            "key: the server requires the key given with --api-key; give collect infer the same one "
+            "(--api-key, or export COLLECT_API_KEY) — it is stored nowhere",
+            markup=False,
+        )
 
 
 @serve_app.command("status")
@@ -204,15 +217,22 @@ def status(
     rows = [("PORT", "PID", "PGID", "STATE", "MODEL", "URL", "LOG")]
     for entry in servers:
         server = entry.info
-        state = "running" if entry.running else "exited"
+        model = ",".join(server.served_models) or server.model  # the name `collect infer --model` needs
         ids = (str(server.port), str(server.pid), str(server.pgid))
-        rows.append((*ids, state, server.model, server.url, server.log))
+        rows.append((*ids, entry.state, model, server.url, server.log))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         out_console.print("  ".join([*cells, row[-1]]), markup=False)
+    state_flag = f" --state-dir {state_dir}" if state_dir else ""
+    for entry in servers:
+        if entry.state == "broken":
+            warn(
+                f"port {entry.info.port}: its API server (pid {entry.info.pid}) died, but other processes of its "
+                f"group still run and hold memory; end them: collect serve stop --port {entry.info.port}{state_flag}"
+            )
     if any(not entry.running for entry in servers):
-        info("an exited server stays listed until `collect serve stop --port P` (read its log first)")
+        info(f"an exited server stays listed until `collect serve stop --port P{state_flag}` (read its log first)")
 
 
 @serve_app.command("logs")
@@ -256,8 +276,14 @@ def stop(
     else:
         targets = [run_or_exit(lambda: find_server(directory, port))]
     for server in targets:
+        broken = is_running(server) and not leader_alive(server)
         was_running = run_or_exit(functools.partial(stop_server, directory, server, grace))
-        if was_running:
+        if was_running and broken:
+            info(
+                f"stopped what was left of the server on port {server.port} (its API server, pid {server.pid}, "
+                f"had died; log: {server.log})"
+            )
+        elif was_running:
             info(f"stopped the server on port {server.port} (pid {server.pid}, model {server.model})")
         else:
             info(
