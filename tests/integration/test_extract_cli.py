@@ -165,3 +165,16 @@ def test_another_results_file_as_output_is_refused_and_kept(tmp_path: Path) -> N
     assert "exists and is not a graded results file" in result.output
     assert "Traceback" not in result.output
     assert other.read_bytes() == before
+
+
+def test_long_category_names_are_never_cut_in_the_table(tmp_path: Path) -> None:
+    long_name = "OlympiadBench/Combinatorics and Probability"
+    records = [results_record("p1", long_name, ["The answer is (C)."]),
+               results_record("p2", long_name[:30] + " (other)", ["The answer is (B)."])]
+    source = tmp_path / "long.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    result = runner.invoke(app, ["extract", "-i", str(source), "--by-category"])
+    assert result.exit_code == 0, result.output
+    assert long_name in result.stdout
+    assert long_name[:30] + " (other)" in result.stdout
+    assert "…" not in result.stdout

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from ..console import LiveStatus, err_console, info, out_console, warn
@@ -141,7 +142,10 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
             "all", str(summary.responses), *(str(counts[outcome]) for outcome in OUTCOMES),
             _fmt(summary.accuracy), _fmt(summary.answered_accuracy),
         ]  # fmt: skip
-        table.add_column("category", no_wrap=True, max_width=24)
+        # Names are never cut: on a narrow terminal they fold onto more lines; into a file or a pipe the table
+        # takes its natural width.
+        longest = max(len("category"), *(len(category) for category in summary.by_category))
+        table.add_column("category", overflow="fold", min_width=min(longest, 16))
         for i, header in enumerate(headers, start=1):
             # Numbers are never cut: each column is at least as wide as its widest cell.
             widest = max(len(header), len(total_row[i]), *(len(r[i]) for r in rows))
@@ -150,4 +154,11 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
             table.add_row(*cells)
         table.add_section()
         table.add_row(*total_row)
-        out_console.print(table)
+        width = out_console.width
+        measured = Measurement.get(out_console, out_console.options.update_width(10_000), table)
+        # A narrow terminal gets what keeps every number whole (its lines then wrap, which loses nothing).
+        out_console.width = max(width, measured.minimum if out_console.is_terminal else min(measured.maximum, 200))
+        try:
+            out_console.print(table, crop=False)
+        finally:
+            out_console.width = width
