@@ -362,6 +362,32 @@ def start_server(
     return ready
 
 
+def running_twin(settings: Settings, extra: Sequence[str] = ()) -> ServerInfo | None:
+    """A recorded server started with the very command `settings` and `extra` give, ready and answering.
+
+    Rerunning `collect serve` (a notebook run from the top) can then reuse it instead of failing on the port.
+    It must answer `GET /models` with 200 using the current key, so a server wanting another key is not reused.
+
+    Raises:
+        ServerError: bad settings (as `build_argv`) or an unreadable state file.
+    """
+    argv = build_argv(settings, extra)
+    state_dir = resolve_state_dir(settings)
+    for info in _read_state(state_dir):
+        if info.port != settings.port or info.argv != argv or not (info.ready_at or info.served_models):
+            continue
+        if info.api_key_set != (settings.api_key_value is not None) or not leader_alive(info):
+            return None
+        key = settings.api_key_value
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            answer = httpx.get(f"{info.url}/models", headers=headers, timeout=httpx.Timeout(5.0, connect=1.0))
+        except httpx.HTTPError:
+            return None
+        return info if answer.status_code == 200 else None
+    return None
+
+
 def _state_flag(settings: Settings) -> str:
     """` --state-dir DIR` for a command in a hint when the state directory is not the default one."""
     return f" --state-dir {shlex.quote(str(settings.state_dir))}" if settings.state_dir else ""

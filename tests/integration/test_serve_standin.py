@@ -580,3 +580,21 @@ def test_status_names_the_served_model_and_the_key_flag_gets_a_reminder(
     assert key not in result.stdout + result.stderr
     rows = [line.split() for line in cli(["serve", "status"]).stdout.splitlines()[1:]]
     assert [(row[0], row[3], row[4]) for row in rows] == [(str(port), "running", "s")]  # what infer --model needs
+
+
+def test_rerunning_the_same_serve_reuses_the_running_server(serve: Callable[..., Any], tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--model", "m", "--port", str(port), "--max-model-len", "2048"]
+    assert serve(args, COLLECT_API_KEY="sk-standin-a").returncode == 0
+    entry = _state(tmp_path / "state")[port]
+
+    again = serve(args, COLLECT_API_KEY="sk-standin-a")  # a notebook run from the top
+
+    assert again.returncode == 0, again.stderr
+    assert f"the same server already runs on port {port}" in again.stderr
+    assert f"vLLM is ready: http://127.0.0.1:{port}/v1" in again.stdout
+    assert _state(tmp_path / "state") == {port: entry}  # the same process, not a second one
+    other_key = serve(args, COLLECT_API_KEY="sk-standin-b")  # infer with this key would get 401
+    other_len = serve(["--model", "m", "--port", str(port), "--max-model-len", "4096"], COLLECT_API_KEY="sk-standin-a")
+    assert other_key.returncode == 1 and f"already runs on port {port}" in other_key.stderr
+    assert other_len.returncode == 1 and f"already runs on port {port}" in other_len.stderr

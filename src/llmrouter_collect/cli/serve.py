@@ -24,6 +24,7 @@ from ..server import (
     list_servers,
     read_log_tail,
     resolve_state_dir,
+    running_twin,
     start_server,
     stop_server,
 )
@@ -145,6 +146,11 @@ def serve(
     settings = run_or_exit(lambda: load_settings(**given))
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         warn(f"binding {settings.host} without --api-key: anyone who reaches this machine can use the server")
+    twin = run_or_exit(lambda: running_twin(settings, extra))
+    if twin is not None:
+        info(f"the same server already runs on port {twin.port} (since {twin.started_at}); reusing it")
+        _print_ready(twin, settings, key_from_flag=api_key is not None)
+        return
     server = run_or_exit(lambda: _start_with_progress(settings, extra))
     _print_ready(server, settings, key_from_flag=api_key is not None)
 
