@@ -338,10 +338,23 @@ def _json_lines(data: bytes, source: str, hint: str = "a .jsonl file holds one J
         try:
             yield f"line {number}", orjson.loads(line)
         except orjson.JSONDecodeError as err:
+            found = _non_json_number(line, err.pos)
             raise DatasetError(
-                f"{source}, line {number}: not valid JSON ({err.msg}, column {err.colno})",
-                hint=hint,
+                f"{source}, line {number}: not valid JSON ({err.msg}, column {err.colno})"
+                + (f": {found} is not a JSON value" if found else ""),
+                hint=_NAN_HINT if found else hint,
             ) from None
+
+
+_NAN_HINT = "write null for a missing value (Python's json.dumps writes NaN; pandas' to_json writes null)"
+
+
+def _non_json_number(line: bytes, position: int) -> str | None:
+    """`NaN` or `Infinity` at the error position (Python's json module writes them; JSON has no such values)."""
+    for token in (b"NaN", b"Infinity", b"-Infinity"):
+        if line[position : position + len(token)] == token:
+            return token.decode()
+    return None
 
 
 _JSON_HINT = "a .json dataset is a list of objects ([{...}, {...}]) or one object per line"
@@ -359,9 +372,11 @@ def _read_json(path: Path) -> Rows:
     try:
         rows = orjson.loads(data)
     except orjson.JSONDecodeError as err:
+        found = _non_json_number(data, err.pos)
         raise DatasetError(
-            f"{path}, line {err.lineno}: not valid JSON ({err.msg}, column {err.colno})",
-            hint=_JSON_HINT,
+            f"{path}, line {err.lineno}: not valid JSON ({err.msg}, column {err.colno})"
+            + (f": {found} is not a JSON value" if found else ""),
+            hint=_NAN_HINT if found else _JSON_HINT,
         ) from None
     return ((f"row {number}", row) for number, row in enumerate(rows, start=1))
 

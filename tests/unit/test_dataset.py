@@ -769,3 +769,15 @@ def test_hub_retry_warnings_are_not_printed_before_the_error(
     assert "thrown while requesting" not in captured.err + captured.out
     assert "Retrying" not in captured.err + captured.out
     assert logging.getLogger("huggingface_hub").level == before
+
+
+def test_nan_written_by_python_json_is_named_with_the_fix(tmp_path: Path) -> None:
+    row = {**UNIFIED_ROWS[0], "choice_index_correct": float("nan")}
+    lines = tmp_path / "nan.jsonl"
+    lines.write_text(json.dumps(row) + "\n", encoding="utf-8")  # json.dumps writes NaN by default
+    first, hint = error_of([str(lines)]).split("\n")
+    assert first.startswith(f"{lines}, line 1: not valid JSON") and first.endswith(": NaN is not a JSON value")
+    assert hint.startswith("write null for a missing value")
+    listed = tmp_path / "nan.json"
+    listed.write_text(json.dumps([UNIFIED_ROWS[1], row], indent=1), encoding="utf-8")
+    assert error_of([str(listed)]).split("\n")[0].endswith(": NaN is not a JSON value")
