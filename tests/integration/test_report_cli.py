@@ -220,3 +220,12 @@ def test_group_by_dataset_and_a_bad_group(graded_dir: Path) -> None:
     result = runner.invoke(app, ["report", str(graded_dir), "--by", "subject"])
     assert result.exit_code == 1
     assert "invalid --by 'subject'" in result.stderr
+
+
+def test_format_and_group_names_are_case_insensitive(graded_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(graded_dir), "--format", "JSON", "--by", "Category"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["group_by"] == "category"
+    result = runner.invoke(app, ["report", str(graded_dir), "-f", "md"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("### ")

@@ -25,7 +25,7 @@ def report(
         list[Path] | None,
         typer.Option("--input", "-i", help="Same as the PATHS arguments (repeatable), as in `collect extract`."),
     ] = None,
-    output_format: Annotated[
+    fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, json, csv or markdown (to stdout).")
     ] = "table",
     price: Annotated[
@@ -58,11 +58,15 @@ def report(
     def action() -> None:
         from ..report.run import run_report
 
+        output_format = fmt.strip().lower()
+        group_by = by.strip().lower()
         given = [*(paths or []), *(inputs or [])]
         if not given:
             raise ConfigError("no input", hint="pass graded results files or directories: collect report DIR")
+        if output_format == "md":
+            output_format = "markdown"
         if output_format not in _FORMATS:
-            raise ConfigError(f"invalid --format {output_format!r}", hint=f"use one of: {', '.join(_FORMATS)}")
+            raise ConfigError(f"invalid --format {fmt!r}", hint=f"use one of: {', '.join(_FORMATS)}")
         if not 0.0 <= test_fraction <= 1.0:
             raise ConfigError(f"invalid --test-fraction {test_fraction}", hint="a share between 0 and 1, e.g. 0.2")
         if not 0.0 < confidence < 1.0:
@@ -71,7 +75,7 @@ def report(
             raise ConfigError(f"invalid --limit {limit}", hint="a whole number, 0 or more")
         result = run_report(
             given,
-            group_by=by,
+            group_by=group_by,
             price_flags=price or [],
             prices_file=prices,
             export_dir=export,
