@@ -453,7 +453,8 @@ def _delimiter(text: str) -> str:
 
 def _read_csv(path: Path) -> Rows:
     text = _read_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    # skipinitialspace: a hand-written "unique_id, question, ..." header (and quoted cells after ", ") still reads.
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text), skipinitialspace=True)
     header = reader.fieldnames or []
     required = ["unique_id", "category"]
     if "question" not in header and "problem" not in header:

@@ -781,3 +781,16 @@ def test_nan_written_by_python_json_is_named_with_the_fix(tmp_path: Path) -> Non
     listed = tmp_path / "nan.json"
     listed.write_text(json.dumps([UNIFIED_ROWS[1], row], indent=1), encoding="utf-8")
     assert error_of([str(listed)]).split("\n")[0].endswith(": NaN is not a JSON value")
+
+
+def test_csv_written_by_hand_with_spaces_after_commas(tmp_path: Path) -> None:
+    path = tmp_path / "hand.csv"
+    path.write_text(
+        'unique_id, question, choices, choice_index_correct, category\n'
+        'q2, "Which planet is closest to the Sun?", "[""Venus"", ""Mercury"", ""Mars""]", 1, astronomy\n',
+        encoding="utf-8",
+    )
+    [problem] = load_problems([str(path)])
+    assert problem.question == "Which planet is closest to the Sun?"
+    assert problem.choices == ("Venus", "Mercury", "Mars")
+    assert problem.answer_correct == "Mercury"
