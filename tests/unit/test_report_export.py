@@ -268,3 +268,22 @@ def test_export_or_plots_path_that_is_a_file(graded_dir: Path, tmp_path: Path, f
         run_report([graded_dir], **{flag: taken})
     assert "pass a directory" in str(info.value.hint)
     assert taken.read_text() == "mine\n"
+
+
+def test_toml_prices_with_unquoted_model_names_say_to_quote_them(tmp_path: Path) -> None:
+    from llmrouter_collect.report.prices import load_prices_file
+
+    dotted = tmp_path / "dotted.toml"
+    dotted.write_text("gpt-4o.mini = [0.15, 0.6]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_prices_file(dotted)
+    assert "model 'gpt-4o': holds 'mini'" in info.value.message
+    assert '"org/model-1.5" = [0.15, 0.6]' in str(info.value.hint)
+    slashed = tmp_path / "slashed.toml"
+    slashed.write_text("[org/model]\ninput = 1\noutput = 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML") as info:
+        load_prices_file(slashed)
+    assert "quote model names" in str(info.value.hint)
+    quoted = tmp_path / "quoted.toml"
+    quoted.write_text('"gpt-4o.mini" = [0.15, 0.6]\n["org/model"]\ninput = 1\noutput = 2\n', encoding="utf-8")
+    assert load_prices_file(quoted) == {"gpt-4o.mini": Price(0.15, 0.6), "org/model": Price(1.0, 2.0)}

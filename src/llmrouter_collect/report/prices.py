@@ -68,7 +68,10 @@ def load_prices_file(path: Path) -> dict[str, Price]:
         else:
             raise ConfigError(f"--prices {path}: unknown file type {suffix!r}", hint="use .toml, .json or .csv")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"--prices {path}: not valid {suffix[1:].upper()}: {err}") from None
+        raise ConfigError(
+            f"--prices {path}: not valid {suffix[1:].upper()}: {err}",
+            hint=_QUOTE_HINT if suffix == ".toml" else _SHAPES,
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("prices"), dict):
         data = data["prices"]
     if not isinstance(data, dict):
@@ -76,6 +79,7 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     return {str(model): _from_value(path, str(model), value) for model, value in data.items()}
 
 
+_QUOTE_HINT = 'in TOML, quote model names that contain "/" or ".": "org/model-1.5" = [0.15, 0.6]'
 _SHAPES = 'e.g. TOML `"gpt-4o-mini" = { input = 0.15, output = 0.6 }` or JSON `{"gpt-4o-mini": [0.15, 0.6]}`'
 
 
@@ -85,6 +89,13 @@ def _from_value(path: Path, model: str, value: Any) -> Price:
         return Price(_number(value[0], where, "input"), _number(value[1], where, "output"))
     if isinstance(value, dict) and "input" in value and "output" in value:
         return Price(_number(value["input"], where, "input"), _number(value["output"], where, "output"))
+    if path.suffix.lower() == ".toml" and isinstance(value, dict) and value:
+        # `gpt-4o.mini = [..]` is a dotted key: TOML reads a table `gpt-4o` holding `mini`.
+        inner = next(iter(value))
+        raise ConfigError(
+            f"{where}: holds {inner!r} instead of input and output (a model name with '.' read as a table?)",
+            hint=_QUOTE_HINT,
+        )
     raise ConfigError(f"{where}: expected [input, output] or {{input, output}}", hint=_SHAPES)
 
 
