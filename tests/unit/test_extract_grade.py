@@ -58,6 +58,9 @@ CASES = [
      "truncated", None, "unclosed_reasoning"),
     (MATH, response("<think>Hmm, \\boxed{\\frac{3}{4}}?", finish="stop"), "unparsed", None, "unclosed_reasoning"),
     (MATH, response("[THINK]try 1/2[/THINK]The answer is $\\boxed{\\frac34}$"), "correct", "\\frac34", "boxed"),
+    # no content but a finish reason: the server answered (e.g. cut while in a separate reasoning field)
+    (MATH, response(None, finish="length", reasoning="so x = 3/4 and then we"), "truncated", None, None),
+    (MCQ, response(None, finish="stop", reasoning="The answer is (A)."), "unparsed", None, None),
     # a separate reasoning field is never graded
     (MCQ, response("", reasoning="The answer is (A)."), "unparsed", None, None),
     (MATH, response("\\boxed{\\frac{1}{2}}", reasoning="\\boxed{\\frac{3}{4}}"), "wrong", "\\frac{1}{2}", "boxed"),

@@ -10,7 +10,7 @@ from .math import Found, answers_equal, extract_math_answer, quick_equal
 from .mcq import extract_choice, gold_letter
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.1"
+EXTRACTOR_VERSION = "1.2"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
@@ -89,8 +89,14 @@ def task_of(record: dict[str, Any], *, where: str = "") -> Task:
 
 
 def failed(response: dict[str, Any]) -> bool:
-    """A response whose request failed: it has an error or no text."""
-    return response.get("error") is not None or not isinstance(response.get("full_response"), str)
+    """A response whose request failed: it has an error, or neither text nor a finish reason.
+
+    A null text with a finish reason is an answer the server gave without content (e.g. a reasoning model cut
+    at the token limit while still in its separate `reasoning_content`): it is graded as empty text.
+    """
+    if response.get("error") is not None:
+        return True
+    return not isinstance(response.get("full_response"), str) and not response.get("finish_reason")
 
 
 def prepare(task: Task, response: dict[str, Any]) -> Verdict | Found:
@@ -102,7 +108,8 @@ def prepare(task: Task, response: dict[str, Any]) -> Verdict | Found:
     if failed(response):
         return Verdict(None, "error", None)
     cut = response.get("finish_reason") == "length"
-    final = final_text(response["full_response"])
+    text = response.get("full_response")
+    final = final_text(text if isinstance(text, str) else "")
     if final.text is None:  # stopped inside its reasoning
         return Verdict(None, "truncated" if cut else "unparsed", "unclosed_reasoning")
     if task.is_mcq:
