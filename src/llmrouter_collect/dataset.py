@@ -202,7 +202,7 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
     elif not uid.strip():
         raise RowError("unique_id", "empty")
     question = _text(row, "question" if "question" in row or "problem" not in row else "problem")
-    category = _text(row, "category")
+    category = _text(row, "category", allow_numbers=True)  # e.g. a difficulty level used as the category
     explanation = _optional_text(row, "explanation_correct")
     raw_choices = row.get("choices")
     raw_index = row.get("choice_index_correct")

@@ -794,3 +794,10 @@ def test_csv_written_by_hand_with_spaces_after_commas(tmp_path: Path) -> None:
     assert problem.question == "Which planet is closest to the Sun?"
     assert problem.choices == ("Venus", "Mercury", "Mars")
     assert problem.answer_correct == "Mercury"
+
+
+def test_a_numeric_category_such_as_a_level_becomes_text(tmp_path: Path) -> None:
+    path = tmp_path / "levels.parquet"
+    rows = [{**UNIFIED_ROWS[0], "category": 3}, {**UNIFIED_ROWS[2], "category": 5}]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert [problem.category for problem in load_problems([str(path)])] == ["3", "5"]
