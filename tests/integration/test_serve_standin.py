@@ -598,3 +598,15 @@ def test_rerunning_the_same_serve_reuses_the_running_server(serve: Callable[...,
     other_len = serve(["--model", "m", "--port", str(port), "--max-model-len", "4096"], COLLECT_API_KEY="sk-standin-a")
     assert other_key.returncode == 1 and f"already runs on port {port}" in other_key.stderr
     assert other_len.returncode == 1 and f"already runs on port {port}" in other_len.stderr
+
+
+def test_the_model_may_come_first_as_in_vllm_serve(cli: Callable[..., Any], standin: str, tmp_path: Path) -> None:
+    port = free_port()
+
+    result = cli(["serve", "org/first", "--port", str(port), "--vllm-command", f"{standin} serve"])
+    typo = cli(["serve", "statu"])
+
+    assert result.returncode == 0, result.stderr
+    assert "(model org/first)" in result.stdout
+    assert _state(tmp_path / "state")[port]["model"] == "org/first"
+    assert typo.returncode == 2 and "Did you mean 'status'?" in typo.stderr  # a near-miss is no model

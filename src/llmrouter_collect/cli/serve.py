@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import time
 from collections.abc import Iterator
@@ -38,14 +39,34 @@ _EXTRA_KEY = "vllm_extra_args"
 
 
 class _ServeGroup(TyperGroup):
-    """A group whose arguments after `--` go to vLLM unchanged instead of naming a sub-command."""
+    """A group whose arguments after `--` go to vLLM unchanged instead of naming a sub-command, and which
+    takes a model given without --model (`collect serve MODEL`, as in `vllm serve MODEL`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: the (vendored) click Context
         if "--" in args:
             cut = args.index("--")
             ctx.meta[_EXTRA_KEY] = args[cut + 1 :]
             args = args[:cut]
+        position = self._positional_model(args)
+        if position is not None:
+            args = ["--model", args[position], *args[:position], *args[position + 1 :]]
         return super().parse_args(ctx, args)
+
+    def _positional_model(self, args: list[str]) -> int | None:
+        """Where a model is given in place of a sub-command, if it is (never for a near-miss like `statu`)."""
+        if "--model" in args or "-m" in args or any(arg.startswith("--model=") for arg in args):
+            return None
+        takes_value = {name for param in self.params if not getattr(param, "is_flag", True) for name in param.opts}
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg.startswith("-"):
+                index += 2 if arg in takes_value else 1
+                continue
+            if arg in self.commands or difflib.get_close_matches(arg, list(self.commands)):
+                return None
+            return index
+        return None
 
 
 serve_app = typer.Typer(
@@ -111,7 +132,8 @@ def serve(
 ) -> None:
     """Start a vLLM server in the background and return once it answers (sub-commands: status, logs, stop).
 
-    Arguments after `--` go to vLLM unchanged. Example:
+    Arguments after `--` go to vLLM unchanged. The model may also come first without --model, as in
+    `vllm serve MODEL`. Example:
 
     \b
         collect serve --model Qwen/Qwen2.5-1.5B-Instruct --max-model-len 8192 -- --tensor-parallel-size 2
