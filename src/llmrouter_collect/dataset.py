@@ -339,10 +339,16 @@ def _json_lines(data: bytes, source: str, hint: str = "a .jsonl file holds one J
             yield f"line {number}", orjson.loads(line)
         except orjson.JSONDecodeError as err:
             found = _non_json_number(line, err.pos)
+            if found:
+                hint = _NAN_HINT
+            elif line.strip() in (b"{", b"["):
+                hint = "each object must be on one line; this file looks pretty-printed (or save it as a .json list)"
+            elif line[err.pos :].strip() == b",":
+                hint = "remove the comma after the object: JSON lines are not separated by commas"
             raise DatasetError(
                 f"{source}, line {number}: not valid JSON ({err.msg}, column {err.colno})"
                 + (f": {found} is not a JSON value" if found else ""),
-                hint=_NAN_HINT if found else hint,
+                hint=hint,
             ) from None
 
 
@@ -361,7 +367,10 @@ _JSON_HINT = "a .json dataset is a list of objects ([{...}, {...}]) or one objec
 
 
 def _read_jsonl(path: Path) -> Rows:
-    return _json_lines(_read_bytes(path), str(path))
+    data = _read_bytes(path)
+    if re.match(rb"\s*\[\s*\{", data):
+        return _json_list(path, data)  # a JSON list saved as .jsonl: read it as the list it is
+    return _json_lines(data, str(path))
 
 
 def _read_json(path: Path) -> Rows:
@@ -369,6 +378,10 @@ def _read_json(path: Path) -> Rows:
     if not data.lstrip().startswith(b"["):
         _refuse_wrapped(path, data)
         return _json_lines(data, str(path), _JSON_HINT)
+    return _json_list(path, data)
+
+
+def _json_list(path: Path, data: bytes) -> Rows:
     try:
         rows = orjson.loads(data)
     except orjson.JSONDecodeError as err:

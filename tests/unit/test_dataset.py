@@ -801,3 +801,20 @@ def test_a_numeric_category_such_as_a_level_becomes_text(tmp_path: Path) -> None
     rows = [{**UNIFIED_ROWS[0], "category": 3}, {**UNIFIED_ROWS[2], "category": 5}]
     pq.write_table(pa.Table.from_pylist(rows), path)
     assert [problem.category for problem in load_problems([str(path)])] == ["3", "5"]
+
+
+def test_common_jsonl_mistakes(tmp_path: Path) -> None:
+    # a JSON list saved with the .jsonl extension is read as the list it is
+    listed = tmp_path / "listed.jsonl"
+    listed.write_text(json.dumps(UNIFIED_ROWS, indent=2), encoding="utf-8")
+    assert load_problems([str(listed)]) == expected(UNIFIED_ROWS, "listed")
+    # rows ending in commas, as copied out of a list
+    commas = tmp_path / "commas.jsonl"
+    commas.write_text("".join(json.dumps(row) + ",\n" for row in UNIFIED_ROWS), encoding="utf-8")
+    first, hint = error_of([str(commas)]).split("\n")
+    assert first.startswith(f"{commas}, line 1: not valid JSON")
+    assert hint == "remove the comma after the object: JSON lines are not separated by commas"
+    # one object pretty-printed over several lines
+    pretty = tmp_path / "pretty.jsonl"
+    pretty.write_text(json.dumps(UNIFIED_ROWS[0], indent=2) + "\n", encoding="utf-8")
+    assert "looks pretty-printed" in error_of([str(pretty)])
