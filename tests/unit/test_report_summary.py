@@ -253,9 +253,23 @@ def test_half_graded_file_unknown_outcome_and_missing_model_are_errors(tmp_path:
     bad["responses"][0]["outcome"] = "maybe"
     with pytest.raises(GradeError, match="unknown outcome 'maybe'"):
         load([write_jsonl(tmp_path / "bad.jsonl", [bad])])
-    nameless = {k: v for k, v in alpha_records()[0].items() if k != "model"}
-    with pytest.raises(GradeError, match="no `model` field"):
-        load([write_jsonl(tmp_path / "nameless.jsonl", [nameless])])
+    # a record without a model after records with one: the file was edited
+    nameless = {k: v for k, v in alpha_records()[1].items() if k != "model"}
+    with pytest.raises(GradeError, match="problem p2: no `model` field"):
+        load([write_jsonl(tmp_path / "nameless.jsonl", [alpha_records()[0], nameless])])
+
+
+def test_an_older_format_without_model_names_is_reported_under_the_file_name(tmp_path: Path) -> None:
+    # The scripts this tool replaces wrote no `model` field: the file stands for one model.
+    old = [{k: v for k, v in record.items() if k != "model"} for record in alpha_records()]
+    path = write_jsonl(tmp_path / "google_gemma-3-4b-it_MATH_500.graded.jsonl", old)
+    warnings: list[str] = []
+    report = build_report(load([path], warn=warnings.append))
+    [model] = report.models
+    assert model.model == "google_gemma-3-4b-it_MATH_500"
+    assert (model.overall.problems, model.overall.responses) == (5, 15)
+    assert model.overall.accuracy == pytest.approx(4 / 15)
+    assert any("names no model" in warning for warning in warnings)
 
 
 def test_the_same_model_and_problem_in_two_files_is_an_error(tmp_path: Path) -> None:

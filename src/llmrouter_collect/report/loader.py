@@ -239,6 +239,7 @@ def _load_file(
     torn: list[int] = []
     first = True
     records = 0
+    unnamed: str | None = None
     for record in iter_records(path, on_torn=torn.append):
         graded = _check_graded(path, record)
         if first:
@@ -255,6 +256,12 @@ def _load_file(
             )
         records += 1
         model = record.get("model")
+        if records == 1 and not (isinstance(model, str) and model):
+            # An older results format names no model: the file stands for one model, named after the file.
+            unnamed = _model_from_name(path)
+            note(f"{path} names no model (an older results format); its records are reported as model {unnamed!r}")
+        if unnamed is not None and model is None:
+            model = unnamed
         if not isinstance(model, str) or not model:
             raise GradeError(
                 f"{path}, problem {record['unique_id']}: no `model` field",
@@ -301,6 +308,15 @@ def _not_results(path: Path) -> str | None:
     if {"question", "problem"} & record.keys():
         return "it is a dataset: run `collect infer` and `collect extract` on it first"
     return "line 1 has no `unique_id` and `responses`"
+
+
+def _model_from_name(path: Path) -> str:
+    """`runs/gemma-3-4b_MATH_500.graded.jsonl` → `gemma-3-4b_MATH_500`."""
+    name = path.name
+    for suffix in (".graded.jsonl", ".jsonl"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or name
+    return path.stem
 
 
 def _not_graded(path: Path) -> GradeError:
