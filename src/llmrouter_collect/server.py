@@ -408,10 +408,14 @@ def _sigint_ignored() -> Iterator[None]:
 
 def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     """Run `argv` in a new session (its own process group) with stdout and stderr going to a new log file."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = log_dir / f"vllm-{port}-{stamp}.log"
-    with log_path.open("ab") as log:
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("ab")
+    except OSError as err:
+        raise _state_dir_error(log_dir, err) from None
+    with log_file as log:
         log.write(f"# collect serve: {shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n".encode())
         log.flush()
         try:
@@ -748,13 +752,24 @@ def _state_lock(state_dir: Path) -> Iterator[None]:
     """Serialise read-modify-write of the state file between concurrent `collect serve` commands."""
     import fcntl  # POSIX only, like process groups; imported here so the CLI still loads elsewhere
 
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / LOCK_FILE_NAME).open("a") as lock:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock = (state_dir / LOCK_FILE_NAME).open("a")
+    except OSError as err:
+        raise _state_dir_error(state_dir, err) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _state_dir_error(state_dir: Path, err: OSError) -> ServerError:
+    return ServerError(
+        f"cannot use the state directory {state_dir}: {err.strerror or err}",
+        hint="point --state-dir or COLLECT_STATE_DIR at a folder you can write to",
+    )
 
 
 def _read_state(state_dir: Path) -> list[ServerInfo]:
@@ -782,8 +797,11 @@ def _write_state(state_dir: Path, servers: list[ServerInfo]) -> None:
         "servers": [asdict(info) for info in sorted(servers, key=lambda i: i.port)],
     }
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    try:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    except OSError as err:
+        raise _state_dir_error(state_dir, err) from None
 
 
 def _remove_entry(state_dir: Path, info: ServerInfo) -> None:

@@ -378,6 +378,7 @@ def test_api_key_reaches_the_server_but_no_file(serve: Callable[..., Any], tmp_p
         (["--model", "/no/such/model-folder"], "--model /no/such/model-folder: no such file or folder"),
         (["--model", "./models/qwen-typo"], "--model ./models/qwen-typo: no such file or folder"),
         (["--model", "m", "--host", "no-such-host.invalid"], "cannot use --host no-such-host.invalid"),
+        (["--model", "m", "--state-dir", "/proc/no-state-here"], "cannot use the state directory /proc/no-state-here"),
     ],
 )
 def test_bad_input_is_one_clear_error(cli: Callable[..., Any], args: list[str], message: str, tmp_path: Path) -> None:
