@@ -112,6 +112,8 @@ class ServerStatus:
     """Some process of its group is alive (`stop` has something to end)."""
     leader_alive: bool
     """The process `collect serve` started (vLLM's API server) is alive; without it nothing answers."""
+    answers: bool = False
+    """It answered `GET /models` when listed (asked only of a server never recorded as ready)."""
 
     @property
     def state(self) -> str:
@@ -120,7 +122,7 @@ class ServerStatus:
             return "exited"
         if not self.leader_alive:
             return "broken"
-        ready = self.info.ready_at or self.info.served_models  # (entries of older versions lack ready_at)
+        ready = self.info.ready_at or self.info.served_models or self.answers  # ready_at: since this version
         return "running" if ready else "starting"
 
 
@@ -350,8 +352,9 @@ def start_server(
         served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
     except BaseException as failure:
         if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
-            on_interrupt()
-        with _sigint_ignored():  # a second Ctrl-C must not leave the half-started server behind
+            with contextlib.suppress(Exception):  # e.g. a closed terminal: the clean-up comes first
+                on_interrupt()
+        with _interrupts_ignored():  # a second Ctrl-C must not leave the half-started server behind
             _terminate_group(info, process, STARTUP_STOP_GRACE)
             _remove_entry(state_dir, info)
         raise
@@ -394,16 +397,21 @@ def _state_flag(settings: Settings) -> str:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C inside the block (main thread only: signal handlers cannot be set elsewhere)."""
+def _interrupts_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP inside the block (a clean-up of a few seconds that must finish).
+
+    Main thread only: signal handlers cannot be set elsewhere.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
@@ -549,8 +557,21 @@ def _indent(lines: list[str]) -> str:
 
 def list_servers(state_dir: Path) -> list[ServerStatus]:
     """Every server in the state file, with whether its process group still runs, ordered by port."""
-    servers = sorted(_read_state(state_dir), key=lambda info: info.port)
-    return [ServerStatus(info, is_running(info), leader_alive(info)) for info in servers]
+    statuses = []
+    for info in sorted(_read_state(state_dir), key=lambda info: info.port):
+        alive = leader_alive(info)
+        # Never recorded as ready: still starting, or its `collect serve` was killed before it could record it.
+        unready = alive and not (info.ready_at or info.served_models)
+        statuses.append(ServerStatus(info, is_running(info), alive, answers=unready and _answers(info.url)))
+    return statuses
+
+
+def _answers(url: str) -> bool:
+    """True if an HTTP server answers `GET {url}/models` at all (a 401 counts: it is up)."""
+    try:
+        return httpx.get(f"{url}/models", timeout=httpx.Timeout(2.0, connect=0.5)).status_code < 500
+    except httpx.HTTPError:
+        return False
 
 
 def find_server(state_dir: Path, port: int | None) -> ServerInfo:

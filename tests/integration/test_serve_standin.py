@@ -83,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-time.sleep(0.3)  # a moment of "loading", so the first readiness checks find nothing listening
+time.sleep(3.0 if args.mode == "slow" else 0.3)  # "loading": the first readiness checks find nothing
 ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
 """
 
@@ -611,3 +611,57 @@ def test_the_model_may_come_first_as_in_vllm_serve(cli: Callable[..., Any], stan
     assert "(model org/first)" in result.stdout
     assert _state(tmp_path / "state")[port]["model"] == "org/first"
     assert typo.returncode == 2 and "Did you mean 'status'?" in typo.stderr  # a near-miss is no model
+
+
+def test_sigterm_while_starting_stops_the_half_started_server(standin: str, tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
+    args += ["--vllm-command", f"{standin} hang"]
+    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
+    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        pgid = json.loads(marker.read_text())["pgid"]
+
+        command.send_signal(signal.SIGTERM)  # `timeout 600 collect serve ...`, a cancelled CI job
+        _, err = command.communicate(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+
+    assert command.returncode == 128 + signal.SIGTERM
+    assert "the server being started was stopped" in err
+    assert group_members(pgid) == []
+    assert _state(tmp_path / "state") == {}
+
+
+def test_a_server_whose_collect_serve_was_killed_shows_running_once_it_answers(
+    cli: Callable[..., Any], standin: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "standin.json"
+    port = free_port()
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
+    args += ["--vllm-command", f"{standin} slow"]
+    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
+    command = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    command.kill()  # SIGKILL: no clean-up, the server starts on without anyone recording that it is ready
+    command.wait(timeout=10)
+    status = cli(["serve", "status"])
+    assert any(line.startswith(str(port)) and " starting " in line for line in status.stdout.splitlines())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+    status = cli(["serve", "status"])
+
+    assert any(line.startswith(str(port)) and " running " in line for line in status.stdout.splitlines())

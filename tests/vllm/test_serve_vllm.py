@@ -245,6 +245,19 @@ def test_infer_against_the_served_model(started: Started, endpoint: str, tmp_pat
     assert API_KEY not in output.read_text()
 
 
+def test_infer_with_max_tokens_beyond_the_context_stops_early_and_says_why(started: Started, tmp_path: Path) -> None:
+    output = tmp_path / "too-long.jsonl"
+    args = ["infer", "--dataset", "sample", "--num-problems", "30", "--k", "2", "--max-tokens", str(4 * MAX_MODEL_LEN)]
+    args += ["--api-base", f"http://127.0.0.1:{started.plain_port}/v1", "--model", SERVED_NAME]
+    result = run_cli([*args, "--output-file", str(output)], cli_env(started.state_dir), tmp_path)
+
+    assert result.returncode == 1
+    assert "--max-tokens" in result.stderr and str(MAX_MODEL_LEN) in result.stderr  # names the flag and the limit
+    assert "Traceback" not in result.stderr
+    written = output.read_text().splitlines() if output.exists() else []
+    assert len(written) < 30  # it stopped instead of failing every problem
+
+
 def test_stop_of_a_server_that_died(started: Started) -> None:
     entry = _state(started.state_dir)[started.plain_port]
     os.killpg(entry["pgid"], signal.SIGKILL)  # it dies behind collect's back

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,7 +180,7 @@ def serve(
 
 def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
     label = f"starting vLLM for {settings.model} on port {settings.port}"
-    with _progress(label) as on_wait:
+    with _progress(label) as on_wait, _termination_as_interrupt():
         try:
             return start_server(
                 settings,
@@ -187,9 +188,33 @@ def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
                 on_wait=on_wait,
                 on_interrupt=lambda: err_console.print("interrupted; stopping the server being started …"),
             )
-        except KeyboardInterrupt:  # start_server has already stopped the half-started server
+        except KeyboardInterrupt as interrupt:  # start_server has already stopped the half-started server
             err_console.print("the server being started was stopped; nothing is left running")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            code = 128 + interrupt.signum if isinstance(interrupt, _Terminated) else EXIT_INTERRUPTED
+            raise typer.Exit(code) from None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (`timeout`, a cancelled job, a closed terminal), handled like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """While starting, SIGTERM and SIGHUP stop the half-started server like Ctrl-C (instead of orphaning it)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise _Terminated(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
