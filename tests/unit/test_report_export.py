@@ -287,3 +287,25 @@ def test_toml_prices_with_unquoted_model_names_say_to_quote_them(tmp_path: Path)
     quoted = tmp_path / "quoted.toml"
     quoted.write_text('"gpt-4o.mini" = [0.15, 0.6]\n["org/model"]\ninput = 1\noutput = 2\n', encoding="utf-8")
     assert load_prices_file(quoted) == {"gpt-4o.mini": Price(0.15, 0.6), "org/model": Price(1.0, 2.0)}
+
+
+def test_cost_plot_tick_labels_are_distinct_when_models_sit_close(graded_dir: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from llmrouter_collect.report.plots import _accuracy_vs_cost
+
+    # Without prices the x axis is completion tokens: 100 and 100.5 per response put the ticks 0.1 apart.
+    large = graded_dir / "large.jsonl"
+    records = [orjson.loads(line) for line in large.read_bytes().splitlines()]
+    for record in records[:6]:
+        for response in record["responses"]:
+            response["usage"]["completion_tokens"] = 101
+    large.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    for flags in ([], ["small=1,2", "org/large-1.5=1,2"]):
+        figure = _accuracy_vs_cost(run_report([graded_dir], price_flags=flags).report)
+        assert figure is not None
+        FigureCanvasAgg(figure).draw()
+        [axes] = figure.axes
+        lo, hi = axes.get_xlim()
+        texts = [label.get_text() for label in axes.get_xticklabels() if lo <= label.get_position()[0] <= hi]
+        assert len(texts) >= 2 and len(set(texts)) == len(texts), texts

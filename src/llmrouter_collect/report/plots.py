@@ -5,13 +5,15 @@ Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no 
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..errors import StoreError
 from .metrics import pareto_front
@@ -128,6 +130,24 @@ def _dollars(value: float) -> str:
     return "$" + np.format_float_positional(value, precision=2, fractional=False, trim="-")
 
 
+class _StepFormatter(Formatter):
+    """Linear-axis tick labels with as many decimals as the tick step needs, so two ticks never read the same
+    (points with nearly equal x give ticks such as 11.98, 12.00, 12.02)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        steps = [b - a for a, b in itertools.pairwise(sorted(self.locs)) if b > a]
+        if not steps:
+            return self.prefix + (_dollars(x)[1:] if self.prefix else f"{x:,.0f}")
+        step = min(steps)
+        decimals = max(0, -math.floor(math.log10(step)))
+        if abs(round(step, decimals) - step) > step * 1e-6:  # a step such as 0.0025 needs one more
+            decimals += 1
+        return f"{self.prefix}{x:,.{decimals}f}"
+
+
 def _accuracy_vs_cost(report: Report) -> Figure | None:
     view = report.router
     if not view.points:
@@ -182,7 +202,10 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
     else:
         # Dollar labels of small costs are long ($0.000025): few ticks, so they never run into each other.
         axes.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value) if priced else f"{value:,.0f}"))
+    if axes.get_xscale() == "log":
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value) if priced else f"{value:,.0f}"))
+    else:
+        axes.xaxis.set_major_formatter(_StepFormatter("$" if priced else ""))
     axes.set_xlabel(xlabel)
     axes.set_ylabel("accuracy (%), each problem once")
     axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
