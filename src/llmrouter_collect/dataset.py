@@ -222,7 +222,11 @@ def map_unified_row(row: dict[str, Any], dataset: str) -> Problem:
     if given is not None and given != "":
         if not isinstance(given, str):
             raise RowError("answer_correct", f"expected a string, got {_got(given)}")
-        if given.strip() != correct.strip() and given.strip() != choice_letter(index):
+        said = given.strip()
+        letter = re.fullmatch(r"\(?([A-Za-z])[).]?", said)
+        as_letter = letter is not None and letter.group(1).upper() == choice_letter(index)
+        other_text = any(said == choice.strip() for choice in choices)  # "b" may be an option's own text
+        if said != correct.strip() and not (as_letter and not other_text):
             raise RowError(
                 "answer_correct",
                 f"{_show(given)} is neither choices[{index}] ({_show(correct)}) nor its letter {choice_letter(index)}",

@@ -818,3 +818,15 @@ def test_common_jsonl_mistakes(tmp_path: Path) -> None:
     pretty = tmp_path / "pretty.jsonl"
     pretty.write_text(json.dumps(UNIFIED_ROWS[0], indent=2) + "\n", encoding="utf-8")
     assert "looks pretty-printed" in error_of([str(pretty)])
+
+
+@pytest.mark.parametrize("letter", ["b", "(B)", "B.", " b "])
+def test_mcq_answer_given_as_a_letter_in_another_style(tmp_path: Path, letter: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{**UNIFIED_ROWS[1], "answer_correct": letter}])
+    assert load_problems([str(path)])[0].answer_correct == "Mercury"
+
+
+def test_mcq_answer_that_is_another_options_text_is_still_an_error(tmp_path: Path) -> None:
+    row = {**UNIFIED_ROWS[1], "choices": ["a", "b", "c"], "choice_index_correct": 1, "answer_correct": "a"}
+    path = write_jsonl(tmp_path / "d.jsonl", [row])
+    assert "is neither choices[1]" in error_of([str(path)])
