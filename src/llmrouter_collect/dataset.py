@@ -551,6 +551,14 @@ def _builtin_name(spec: str) -> str | None:
     return key if key in BUILTIN_NAMES else None
 
 
+def _file_label(path: Path) -> str:
+    """A dataset file's name for labels: its stem, without the `.graded` of a graded results file (so results
+    of a run on `x.graded.jsonl` are not named like a graded file, which `collect extract` skips)."""
+    stem = path.stem
+    stem = stem[: -len(".graded")] if stem.endswith(".graded") else stem
+    return _sanitise(stem)
+
+
 def _sanitise(stem: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "dataset"
 
@@ -582,7 +590,7 @@ def dataset_label(specs: list[str]) -> str:
         elif name == SAMPLE:
             labels.append(SAMPLE)
         else:
-            labels.append(_sanitise(Path(spec).stem))
+            labels.append(_file_label(Path(spec)))
     return "_".join(labels) or "dataset"
 
 
@@ -646,7 +654,7 @@ def _load_local(spec: str, seen: dict[str, str]) -> list[Problem]:
             f"dataset {spec!r}: unsupported file type {path.suffix or '(no extension)'!r}",
             hint=f"use one of {', '.join(LOCAL_SUFFIXES)} (docs/datasets.md)",
         )
-    return _check_rows(reader(path), str(spec), _sanitise(path.stem), seen)
+    return _check_rows(reader(path), str(spec), _file_label(path), seen)
 
 
 def _load_sample(seen: dict[str, str]) -> list[Problem]:

@@ -655,6 +655,13 @@ def test_dataset_label() -> None:
     assert dataset_label(["sample"]) == "sample"
     assert dataset_label(["data/my set (v2).jsonl"]) == "my_set_v2"
     assert dataset_label(["MMLU-Pro", "sample"]) == "MMLU_Pro_sample"
+    # a graded results file used as a dataset: its runs must not be named like graded files (extract skips them)
+    assert dataset_label(["processed_results/gemma_sample.graded.jsonl"]) == "gemma_sample"
+
+
+def test_a_graded_results_file_as_a_dataset_is_named_without_graded(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "gemma_sample.graded.jsonl", UNIFIED_ROWS)
+    assert {problem.dataset for problem in load_problems([str(path)])} == {"gemma_sample"}
 
 
 def test_fingerprint_changes_with_content_not_order() -> None:
