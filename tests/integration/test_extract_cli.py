@@ -178,3 +178,16 @@ def test_long_category_names_are_never_cut_in_the_table(tmp_path: Path) -> None:
     assert long_name in result.stdout
     assert long_name[:30] + " (other)" in result.stdout
     assert "…" not in result.stdout
+
+
+def test_problems_with_fewer_responses_than_asked_are_pointed_out(tmp_path: Path) -> None:
+    record = results_record("p1", "physics", ["The answer is (C)."])
+    record["k_requested"] = 4  # a run stopped after one of four responses
+    source = tmp_path / "partial.jsonl"
+    source.write_text(json.dumps(record) + "\n" + json.dumps(results_record("p2", "physics", ["Answer: C"])) + "\n")
+    result = runner.invoke(app, ["extract", "-i", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "1 problem(s) have fewer responses than asked" in result.stderr
+    complete = write_results(tmp_path / "complete.jsonl")
+    result = runner.invoke(app, ["extract", "-i", str(complete)])
+    assert "fewer responses than asked" not in result.stderr

@@ -109,6 +109,11 @@ def _fmt(value: float | None) -> str:
 def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -> None:
     if summary.torn_line is not None:
         warn(f"{summary.input}: line {summary.torn_line} is incomplete (a run still writing?); it was left out")
+    if summary.short:
+        warn(
+            f"{summary.input}: {summary.short} problem(s) have fewer responses than asked (k_requested); the run "
+            "is unfinished — rerun the same `collect infer` command to complete it, then grade again"
+        )
     if summary.timeouts:
         warn(
             f"{summary.timeouts} math check(s) exceeded the {timeout:g}s limit and were graded wrong "

@@ -38,6 +38,8 @@ class FileSummary:
     symbolic_checks: int = 0
     cache_hits: int = 0
     timeouts: int = 0
+    short: int = 0
+    """Problems with fewer responses than asked (`k_requested`): a run still going, or stopped early."""
 
     @property
     def responses(self) -> int:
@@ -329,6 +331,9 @@ def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
         summary.counts[verdict.outcome] += 1
         counts[verdict.outcome] += 1
     summary.records += 1
+    asked = record.get("k_requested")
+    if isinstance(asked, int) and not isinstance(asked, bool) and len(responses) < asked:
+        summary.short += 1
     return {**record, "responses": responses, "extractor_version": EXTRACTOR_VERSION}
 
 
