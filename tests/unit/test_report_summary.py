@@ -350,3 +350,15 @@ def test_unsolved_problems_are_listed_in_natural_order(tmp_path: Path) -> None:
     report = build_report(load([tmp_path]))
     unsolved = [problem.unique_id for problem in report.router.unsolved]
     assert unsolved == ["sample/1", "sample/2", "sample/10", "sample/21"]
+
+
+def test_a_raw_file_beside_its_graded_file_is_skipped_without_asking_to_grade_it(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "alpha.jsonl", [ungraded(record) for record in alpha_records()])
+    write_jsonl(tmp_path / "alpha.graded.jsonl", alpha_records())
+    write_jsonl(tmp_path / "beta.jsonl", [ungraded(record) for record in beta_records()])
+    warnings: list[str] = []
+    load([tmp_path], warn=warnings.append)
+    [alpha] = [warning for warning in warnings if "alpha.jsonl" in warning]
+    assert "its graded file alpha.graded.jsonl beside it is read" in alpha
+    [beta] = [warning for warning in warnings if "beta.jsonl" in warning]
+    assert "run `collect extract -i" in beta

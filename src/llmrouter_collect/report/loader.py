@@ -247,7 +247,11 @@ def _load_file(
             if not graded:
                 if explicit:
                     raise _not_graded(path)
-                note(f"skipped {path}: not a graded results file (run `collect extract -i {path}` first)")
+                graded_copy = path.with_name(f"{_model_from_name(path)}.graded.jsonl")
+                if graded_copy.is_file():
+                    note(f"skipped {path}: not graded; its graded file {graded_copy.name} beside it is read")
+                else:
+                    note(f"skipped {path}: not a graded results file (run `collect extract -i {path}` first)")
                 return
         elif not graded:
             raise GradeError(
