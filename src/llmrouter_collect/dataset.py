@@ -34,7 +34,7 @@ MMLU_PRO_PADDING = "N/A"
 MAX_CHOICES = 26
 """Choices are lettered A–Z in prompts, so an MCQ has at most 26 of them."""
 
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 
 _SCHEMA_HINT = (
     "each row needs unique_id, question, answer_correct and category; MCQs also choices (a list of strings) "
@@ -519,6 +519,7 @@ _READERS: dict[str, Callable[[Path], Rows]] = {
     ".json": _read_json,
     ".parquet": _read_parquet,
     ".csv": _read_csv,
+    ".tsv": _read_csv,  # the separator is found from the header line
 }
 
 

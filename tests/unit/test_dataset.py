@@ -837,3 +837,11 @@ def test_mcq_answer_that_is_another_options_text_is_still_an_error(tmp_path: Pat
     row = {**UNIFIED_ROWS[1], "choices": ["a", "b", "c"], "choice_index_correct": 1, "answer_correct": "a"}
     path = write_jsonl(tmp_path / "d.jsonl", [row])
     assert "is neither choices[1]" in error_of([str(path)])
+
+
+def test_tsv_file(tmp_path: Path) -> None:
+    import pandas  # a dev dependency
+
+    path = tmp_path / "set.tsv"
+    pandas.DataFrame(UNIFIED_ROWS).to_csv(path, index=False, sep="\t")
+    assert load_problems([str(path)]) == expected(UNIFIED_ROWS, "set")
