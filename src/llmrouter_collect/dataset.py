@@ -1,7 +1,7 @@
 """Datasets: load built-in and local datasets as validated Problems, and pick stable subsets of them.
 
 A dataset spec is `math500`, `mmlu_pro` (Hugging Face, cached by `datasets` as usual), `sample` (shipped in
-the package) or a path to a `.jsonl`/`.json`/`.parquet`/`.csv` file. Local files are in the unified schema
+the package) or a path to a `.jsonl`/`.json`/`.parquet`/`.csv`/`.tsv` file. Local files are in the unified schema
 (docs/records.md) or, detected by their field names, in the Hugging Face schema of MATH-500 or MMLU-Pro.
 Every row of every dataset is checked before anything is returned, and the first bad row is reported with its
 file, row and field. docs/datasets.md describes the schema, the mappings and the subset rule.
