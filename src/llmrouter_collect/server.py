@@ -54,6 +54,8 @@ _LOG_PREFIX = re.compile(r"^\(\w+ pid=\d+\)\s+(?:([A-Z]+) [\d-]+ [\d:]+ \[[^\]]*
 _ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception)(?::\s.*)?|\S+: error: .*)$")
 _POINTER_PHRASES = ("root cause", "stack trace", "see above", "traceback above")
 """An error line with one of these only points at another one (vLLM's "See root cause above")."""
+# pydantic's `ValidationError: 1 validation error for ModelConfig` names the reason two lines further on.
+_VALIDATION_ERRORS = re.compile(r"\d+ validation errors? for \w+$")
 # Lines of a Python traceback, an argparse usage text or a warnings.warn echo: noise in a short tail.
 _FRAME_LINE = re.compile(r"^\s+File \".*\", line \d+")
 _NOISE_LINE = re.compile(
@@ -516,6 +518,7 @@ def summarize_log(lines: list[str], keep: int) -> tuple[str | None, list[str]]:
     pointer: str | None = None
     kept: list[str] = []
     after_frame = False
+    wants_detail = False
     for line in lines:
         prefix = _LOG_PREFIX.match(line)
         bare = (line[prefix.end() :] if prefix else line).rstrip()
@@ -528,11 +531,13 @@ def summarize_log(lines: list[str], keep: int) -> tuple[str | None, list[str]]:
         after_frame = False
         kept.append(line)
         level = prefix.group(1) if prefix else None
-        if level in (None, "ERROR", "CRITICAL") and _ERROR_LINE.match(bare):
+        if cause is not None and wants_detail and bare.strip():
+            cause, wants_detail = f"{cause}: {bare.strip()}", False  # pydantic's reason, on the next line
+        elif level in (None, "ERROR", "CRITICAL") and _ERROR_LINE.match(bare):
             if any(phrase in bare.lower() for phrase in _POINTER_PHRASES):
                 pointer = bare
             else:
-                cause = bare
+                cause, wants_detail = bare, bool(_VALIDATION_ERRORS.search(bare))
     return cause or pointer, kept[-keep:] if keep > 0 else []
 
 
@@ -588,7 +593,7 @@ def find_server(state_dir: Path, port: int | None) -> ServerInfo:
         known = ", ".join(str(info.port) for info in servers) or "none"
         raise ServerError(
             f"no server started by collect on port {port} (known ports: {known})",
-            hint=f"see `collect serve status`; state file: {state_dir / STATE_FILE_NAME}",
+            hint=f"see `collect serve status`; logs of stopped servers stay in {state_dir / LOG_DIR_NAME}",
         )
     if not servers:
         raise ServerError(

@@ -66,6 +66,20 @@ def test_startup_crash_fails_fast_with_the_cause_first(
     assert _state(tmp_path / "state") == {}
 
 
+def test_a_context_longer_than_the_model_allows_is_named_in_the_first_line(
+    cli: Callable[..., subprocess.CompletedProcess[str]], vllm_command: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    args = ["serve", "--model", str(tiny_model), "--port", str(free_port()), "--vllm-command", vllm_command]
+
+    result = cli([*args, "--max-model-len", "100000"])  # the tiny model has 2048 positions
+
+    assert result.returncode == 1
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    # vLLM's pydantic error puts the reason on the line after "1 validation error for ModelConfig".
+    assert "validation error for ModelConfig: " in first and "max_model_len (100000)" in first
+    assert _state(tmp_path / "state") == {}
+
+
 def test_a_folder_that_is_not_a_model_fails_at_once(
     cli: Callable[..., subprocess.CompletedProcess[str]], vllm_command: str, tmp_path: Path
 ) -> None:
