@@ -91,6 +91,8 @@ class ServerInfo:
     """Model ids the server listed on /v1/models once ready (empty while starting)."""
     ready_at: str | None = None
     """When it first answered (None while starting)."""
+    max_model_len: int | None = None
+    """The context length the server reported on /v1/models (vLLM does; None if unknown)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerInfo:
@@ -351,7 +353,7 @@ def start_server(
         )
         _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
     try:
-        served = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
+        answer = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
     except BaseException as failure:
         if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
             with contextlib.suppress(Exception):  # e.g. a closed terminal: the clean-up comes first
@@ -360,7 +362,12 @@ def start_server(
             _terminate_group(info, process, STARTUP_STOP_GRACE)
             _remove_entry(state_dir, info)
         raise
-    ready = replace(info, served_models=served, ready_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    ready = replace(
+        info,
+        served_models=_model_ids(answer),
+        max_model_len=_max_model_len(answer),
+        ready_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     with _state_lock(state_dir):
         servers = _read_state(state_dir)
         _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
@@ -454,11 +461,11 @@ def wait_until_ready(
     timeout: float,
     api_key: str | None = None,
     on_wait: Callable[[float], None] | None = None,
-) -> list[str]:
+) -> httpx.Response:
     """Poll `GET {url}/models` until it answers, watching the process on every loop.
 
     Returns:
-        The model ids the server lists (empty if it answered 401/403: it is up but wants another key).
+        The answer: 200 with the model list, or 401/403 (it is up but wants another key).
 
     Raises:
         ServerError: the process exited, or `timeout` seconds passed; with the log tail and the command.
@@ -485,10 +492,8 @@ def wait_until_ready(
                 response = client.get(f"{info.url}/models")
             except httpx.HTTPError:
                 response = None
-            if response is not None and response.status_code in (401, 403):
-                return []
-            if response is not None and response.status_code == 200:
-                return _model_ids(response)
+            if response is not None and response.status_code in (200, 401, 403):
+                return response
             if elapsed >= timeout:
                 _, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
                 raise ServerError(
@@ -545,12 +550,24 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _model_ids(response: httpx.Response) -> list[str]:
+def _model_entries(response: httpx.Response) -> list[dict[str, Any]]:
+    if response.status_code != 200:
+        return []
     try:
         data = response.json().get("data", [])
-        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
     except (ValueError, AttributeError):
         return []
+    return [item for item in data if isinstance(item, dict) and "id" in item] if isinstance(data, list) else []
+
+
+def _model_ids(response: httpx.Response) -> list[str]:
+    return [str(item["id"]) for item in _model_entries(response)]
+
+
+def _max_model_len(response: httpx.Response) -> int | None:
+    """The smallest context length among the listed models (vLLM's `max_model_len`), if any is given."""
+    lengths = [item["max_model_len"] for item in _model_entries(response) if isinstance(item.get("max_model_len"), int)]
+    return min(lengths) if lengths else None
 
 
 def _indent(lines: list[str]) -> str:

@@ -75,7 +75,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
-        body = json.dumps({"object": "list", "data": [{"id": name, "object": "model"}]}).encode()
+        model = {"id": name, "object": "model"}
+        if args.max_model_len:
+            model["max_model_len"] = int(args.max_model_len)  # as vLLM lists it
+        body = json.dumps({"object": "list", "data": [model]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -665,3 +668,16 @@ def test_a_server_whose_collect_serve_was_killed_shows_running_once_it_answers(
     status = cli(["serve", "status"])
 
     assert any(line.startswith(str(port)) and " running " in line for line in status.stdout.splitlines())
+
+
+def test_the_suggested_infer_command_fits_the_context(serve: Callable[..., Any]) -> None:
+    short, long = free_port(), free_port()
+
+    small = serve(["--model", "m", "--port", str(short), "--max-model-len", "1024"])
+    large = serve(["--model", "m", "--port", str(long), "--max-model-len", "32768"])
+
+    assert small.returncode == 0 and large.returncode == 0
+    # infer's default --max-tokens 4096 would not fit in 1024 tokens: every request would be refused.
+    assert f"next: collect infer --api-base http://127.0.0.1:{short}/v1 --model m --max-tokens 512\n" in small.stdout
+    assert "context 1024 tokens" in small.stdout
+    assert f"next: collect infer --api-base http://127.0.0.1:{long}/v1 --model m\n" in large.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -197,6 +198,21 @@ def test_both_servers_start_and_are_recorded(started: Started) -> None:
     assert API_KEY not in Path(keyed["log"]).read_text(errors="replace")
     assert all(API_KEY not in r.stdout + r.stderr for r in started.results.values())
     assert API_KEY not in Path(f"/proc/{keyed['pid']}/cmdline").read_bytes().decode(errors="replace")
+
+
+def test_the_suggested_infer_command_works_as_printed(started: Started, tmp_path: Path) -> None:
+    ready = started.results[started.plain_port].stdout
+    line = next(line for line in ready.splitlines() if line.startswith("next: collect infer "))
+    assert f"--max-tokens {MAX_MODEL_LEN // 2}" in line  # infer's default 4096 would not fit the context
+    output = tmp_path / "next.jsonl"
+    args = shlex.split(line.removeprefix("next: collect "))
+    args += ["--dataset", "sample", "--num-problems", "2", "--k", "1", "--output-file", str(output)]
+
+    result = run_cli(args, cli_env(started.state_dir), tmp_path)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+    assert len(records) == 2 and all(r["responses"][0]["error"] is None for r in records)
 
 
 def test_status_and_logs(started: Started) -> None:

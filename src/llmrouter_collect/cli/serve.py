@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import shlex
 import signal
 import time
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ from ._common import EXIT_INTERRUPTED, run_or_exit
 PLAIN_PROGRESS_EVERY = 15.0
 """Seconds between two "still starting" lines when stderr is not a terminal (logs, Colab cells)."""
 _EXTRA_KEY = "vllm_extra_args"
+PROMPT_ROOM = 1024
+"""Tokens left for the prompt when the suggested `collect infer` command needs a smaller --max-tokens."""
 
 
 class _ServeGroup(TyperGroup):
@@ -239,13 +242,20 @@ def _progress(label: str) -> Iterator[Any]:
 
 def _print_ready(server: ServerInfo, settings: Settings, key_from_flag: bool) -> None:
     name = server.served_models[0] if len(server.served_models) == 1 else server.model
-    state_flag = f" --state-dir {settings.state_dir}" if settings.state_dir else ""
+    state_flag = f" --state-dir {shlex.quote(str(settings.state_dir))}" if settings.state_dir else ""
+    infer = f"collect infer --api-base {server.url} --model {shlex.quote(name)}"
+    context = server.max_model_len
+    fitting = max(context // 2, context - PROMPT_ROOM) if context is not None else None
+    if fitting is not None and settings.max_tokens > fitting:
+        # infer's --max-tokens (default 4096) would not fit: vLLM would refuse every request with HTTP 400.
+        infer += f" --max-tokens {fitting}"
     out_console.print(f"vLLM is ready: {server.url}  (model {name})", markup=False)
     out_console.print(f"  pid {server.pid}, process group {server.pgid}", markup=False)
     out_console.print(f"  log {server.log}", markup=False)
+    if context is not None:
+        out_console.print(f"  context {context} tokens (prompt and response together)", markup=False)
     out_console.print(
-        f"next: collect infer --api-base {server.url} --model {name}\n"
-        f"stop: collect serve stop --port {server.port}{state_flag}",
+        f"next: {infer}\nstop: collect serve stop --port {server.port}{state_flag}",
         markup=False,
     )
     if key_from_flag:
