@@ -15,13 +15,17 @@ T = TypeVar("T")
 EXIT_INTERRUPTED = 130
 
 
-def run_or_exit(action: Callable[[], T]) -> T:
-    """Run `action`; a CollectError becomes a short message and exit 1, Ctrl-C becomes exit 130."""
+INTERRUPTED = "interrupted; earlier outputs were left as they were — rerun the same command"
+
+
+def run_or_exit(action: Callable[[], T], *, interrupted: str = INTERRUPTED) -> T:
+    """Run `action`; a CollectError becomes a short message and exit 1, Ctrl-C becomes exit 130 with the
+    `interrupted` message."""
     try:
         return action()
     except CollectError as error:
         print_error(error)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted; rerun the same command to resume")
+        err_console.print(interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -16,6 +16,9 @@ from ..settings import load_settings
 from . import app
 from ._common import run_or_exit
 
+HUB_DATASETS = ("math500", "mmlu_pro")
+"""Datasets loaded from the Hugging Face Hub (slow to fail without a network)."""
+
 
 @app.command(no_args_is_help=False)
 def infer(
@@ -123,9 +126,13 @@ def infer(
         )
     )
     stats = InferStats()
+    hub = [name for name in settings.dataset_names if name.lower().replace("-", "_") in HUB_DATASETS]
+    if hub:
+        info(f"loading {', '.join(hub)} (Hugging Face Hub or its local cache) …")
     with LiveStatus(lambda: status_line(stats)):
         summary = run_or_exit(
-            lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}")))
+            lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}"))),
+            interrupted="interrupted; every finished response is saved — rerun the same command to resume",
         )
     print_summary(summary)
     if summary.stopped:
