@@ -152,8 +152,11 @@ def test_pathological_answer_finishes_within_the_time_limit(tmp_path: Path) -> N
     summary = grade_file(source, tmp_path / "out.jsonl", workers=2, timeout=0.5)
     assert time.monotonic() - started < 15
     assert summary.timeouts >= 1
-    outcomes = [resp["outcome"] for resp in read(tmp_path / "out.jsonl")[0]["responses"]]
+    responses = read(tmp_path / "out.jsonl")[0]["responses"]
+    outcomes = [resp["outcome"] for resp in responses]
     assert outcomes[0] == "wrong" and outcomes[2] == "correct"
+    timed_out = [resp["check_timed_out"] for resp in responses]
+    assert sum(timed_out) == summary.timeouts and timed_out[2] is False  # marked in the file, not only counted
 
 
 def test_identical_pairs_are_checked_once(tmp_path: Path) -> None:

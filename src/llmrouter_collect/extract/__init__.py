@@ -26,11 +26,13 @@ class Verdict:
         outcome: correct, wrong, unparsed (no final answer), truncated (cut at the token limit with no final
             answer) or error (the request failed).
         extraction_rule: the rule that found the answer (or that made it unreadable, e.g. `several_answers`).
+        check_timed_out: the symbolic equivalence check ran out of time (graded wrong, but unproven).
     """
 
     extracted_answer: str | None
     outcome: Outcome
     extraction_rule: str | None
+    check_timed_out: bool = False
 
     @property
     def is_correct(self) -> bool:
@@ -44,6 +46,7 @@ class Verdict:
             "is_correct": self.is_correct,
             "outcome": self.outcome,
             "extraction_rule": self.extraction_rule,
+            "check_timed_out": self.check_timed_out,
         }
 
 

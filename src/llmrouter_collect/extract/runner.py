@@ -316,8 +316,8 @@ def grade_file(
 
 
 def _verdict(found: Found, result: Result) -> Verdict:
-    # A check that ran out of time is not proof of equality: graded wrong (counted in the summary's timeouts).
-    return Verdict(found.answer, "correct" if result is True else "wrong", found.rule)
+    # A check that ran out of time is not proof of equality: graded wrong, and marked so in the response.
+    return Verdict(found.answer, "correct" if result is True else "wrong", found.rule, result == "timeout")
 
 
 def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
