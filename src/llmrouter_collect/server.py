@@ -680,16 +680,31 @@ def read_log_tail(path: Path, lines: int) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:] if lines > 0 else []
 
 
-def follow_log(path: Path, on_text: Callable[[str], None], poll: float = POLL_INTERVAL) -> None:
-    """Pass text appended to `path` to `on_text` until interrupted (Ctrl-C ends it quietly)."""
+def follow_log(
+    path: Path,
+    on_text: Callable[[str], None],
+    poll: float = POLL_INTERVAL,
+    alive: Callable[[], bool] | None = None,
+) -> bool:
+    """Pass text appended to `path` to `on_text` until interrupted, or until `alive()` turns false.
+
+    Returns:
+        False if it ended because `alive()` turned false (the writer is gone), True on Ctrl-C (ended quietly).
+    """
     with contextlib.suppress(KeyboardInterrupt), path.open("rb") as handle:
         handle.seek(0, os.SEEK_END)
         while True:
             chunk = handle.read()
             if chunk:
                 on_text(chunk.decode("utf-8", errors="replace"))
+            elif alive is not None and not alive():
+                rest = handle.read()  # what it wrote before it went
+                if rest:
+                    on_text(rest.decode("utf-8", errors="replace"))
+                return False
             else:
                 time.sleep(poll)
+    return True
 
 
 # --- process groups ------------------------------------------------------------------------------------

@@ -681,3 +681,21 @@ def test_the_suggested_infer_command_fits_the_context(serve: Callable[..., Any])
     assert f"next: collect infer --api-base http://127.0.0.1:{short}/v1 --model m --max-tokens 512\n" in small.stdout
     assert "context 1024 tokens" in small.stdout
     assert f"next: collect infer --api-base http://127.0.0.1:{long}/v1 --model m\n" in large.stdout
+
+
+def test_logs_follow_ends_when_the_server_exits(serve: Callable[..., Any], tmp_path: Path) -> None:
+    assert serve(["--model", "m", "--port", str(free_port())]).returncode == 0
+    entry = next(iter(_state(tmp_path / "state").values()))
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "logs", "--follow", "--lines", "0"]
+    env = cli_env(tmp_path / "state")
+    follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.5)
+        os.killpg(entry["pgid"], signal.SIGKILL)  # the server dies (out of memory, say)
+        _, err = follower.communicate(timeout=30)  # without the fix it follows forever
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+
+    assert follower.returncode == 0
+    assert "is no longer running; its log ends here" in err

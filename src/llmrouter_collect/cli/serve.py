@@ -302,7 +302,9 @@ def status(
 def logs(
     port: PortOption = None,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many lines to show.")] = 40,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C or until the server exits.")
+    ] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Show the end of a server's log (the only server, or the one on --port)."""
@@ -313,8 +315,8 @@ def logs(
         _fail(ServerError(f"the log {path} of the server on port {server.port} is gone"))
     for line in read_log_tail(path, lines):
         out_console.print(line, markup=False, highlight=False)
-    if follow:
-        follow_log(path, _write_raw)
+    if follow and not follow_log(path, _write_raw, alive=lambda: is_running(server)):
+        info(f"the server on port {server.port} is no longer running; its log ends here")
 
 
 @serve_app.command("stop")
