@@ -292,7 +292,7 @@ def port_owner(port: int) -> tuple[int, str] | None:
 def start_server(
     settings: Settings,
     extra: Sequence[str] = (),
-    on_wait: Callable[[float], None] | None = None,
+    on_wait: Callable[[float, Path], None] | None = None,
     on_interrupt: Callable[[], None] | None = None,
 ) -> ServerInfo:
     """Start vLLM detached (own session and process group, output to a log file) and wait until it answers.
@@ -304,7 +304,7 @@ def start_server(
     Args:
         settings: model, host, port, timeouts, vLLM command, state directory, API key.
         extra: arguments passed to vLLM unchanged, after the ones built from settings.
-        on_wait: called about twice a second with the seconds waited so far.
+        on_wait: called about twice a second with the seconds waited so far and the server's log file.
         on_interrupt: called on Ctrl-C, before the half-started server is stopped (which takes a few seconds).
 
     Returns:
@@ -460,7 +460,7 @@ def wait_until_ready(
     process: subprocess.Popen[bytes],
     timeout: float,
     api_key: str | None = None,
-    on_wait: Callable[[float], None] | None = None,
+    on_wait: Callable[[float, Path], None] | None = None,
 ) -> httpx.Response:
     """Poll `GET {url}/models` until it answers, watching the process on every loop.
 
@@ -503,7 +503,7 @@ def wait_until_ready(
                     f"rerun by hand: {info.command}",
                 )
             if on_wait is not None:
-                on_wait(elapsed)
+                on_wait(elapsed, Path(info.log))
             time.sleep(POLL_INTERVAL)
 
 
@@ -678,6 +678,16 @@ def read_log_tail(path: Path, lines: int) -> list[str]:
         return []
     text = data.decode("utf-8", errors="replace").replace("\r", "\n")
     return [line for line in text.splitlines() if line.strip()][-lines:] if lines > 0 else []
+
+
+def last_log_message(path: Path, limit: int = 100) -> str | None:
+    """The last line of a log without vLLM's prefix (the step it is at while starting), at most `limit` long."""
+    for line in reversed(read_log_tail(path, 5)):
+        prefix = _LOG_PREFIX.match(line)
+        text = (line[prefix.end() :] if prefix else line).strip()
+        if text and not text.startswith("# "):  # not the lines `collect serve` wrote first
+            return _shorten(text, limit)
+    return None
 
 
 def follow_log(

@@ -699,3 +699,13 @@ def test_logs_follow_ends_when_the_server_exits(serve: Callable[..., Any], tmp_p
 
     assert follower.returncode == 0
     assert "is no longer running; its log ends here" in err
+
+
+def test_plain_progress_names_the_log_and_what_vllm_is_doing(serve: Callable[..., Any], tmp_path: Path) -> None:
+    # Away from a terminal (a Colab cell, a CI log) a line comes every 15 s: it says where vLLM is.
+    result = serve(["--model", "m", "--port", str(free_port()), "--serve-timeout", "16"], mode="hang")
+
+    assert result.returncode == 1  # the stand-in never answers
+    assert f"(log: {tmp_path / 'state' / 'logs'}" in result.stderr.splitlines()[0]
+    still = next(line for line in result.stderr.splitlines() if "still starting" in line)
+    assert "· stand-in started with" in still  # the last line of its log

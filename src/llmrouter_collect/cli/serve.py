@@ -23,6 +23,7 @@ from ..server import (
     find_server,
     follow_log,
     is_running,
+    last_log_message,
     leader_alive,
     list_servers,
     read_log_tail,
@@ -222,20 +223,27 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator[Any]:
-    """A spinner with the elapsed time on a terminal; a plain line every few seconds elsewhere."""
+    """A spinner with the elapsed time and vLLM's last log line on a terminal; a plain line every few
+    seconds elsewhere."""
     if is_interactive():
         with err_console.status(f"{label} …") as status:
-            yield lambda elapsed: status.update(f"{label} … {elapsed:.0f}s")
+
+            def spin(elapsed: float, log: Path) -> None:
+                step = last_log_message(log, 60)
+                status.update(f"{label} … {elapsed:.0f}s" + (f" · {step}" if step else ""))
+
+            yield spin
         return
     last: list[float] = []
 
-    def plain(elapsed: float) -> None:
+    def plain(elapsed: float, log: Path) -> None:
         if not last:  # first call: the server process is running (the checks before it passed)
             last.append(time.monotonic())
-            info(f"{label} …")
+            info(f"{label} … (log: {log})")
         elif time.monotonic() - last[0] >= PLAIN_PROGRESS_EVERY:
             last[0] = time.monotonic()
-            info(f"  still starting … {elapsed:.0f}s")
+            step = last_log_message(log)
+            info(f"  still starting … {elapsed:.0f}s" + (f" · {step}" if step else ""))
 
     yield plain
 
