@@ -51,15 +51,19 @@ _CONTAINER_RUNNERS = {"docker", "podman", "nerdctl", "apptainer", "singularity",
 # vLLM's prefix on lines of its sub-processes: `(Worker pid=1) ERROR 11-29 10:20:49 [file.py:1] `.
 _LOG_PREFIX = re.compile(r"^\(\w+ pid=\d+\)\s+(?:([A-Z]+) [\d-]+ [\d:]+ \[[^\]]*\]\s?)?")
 # A line that states an error: `ValueError: ...` or argparse's `prog: error: ...`.
-_ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception)(?::\s.*)?|\S+: error: .*)$")
+_ERROR_LINE = re.compile(
+    r"^(?:[\w.]*(?:Error|Exception)(?::\s.*)?|\S+: error: .*|\S+: Error while finding module specification .*)$"
+)
 _POINTER_PHRASES = ("root cause", "stack trace", "see above", "traceback above")
 """An error line with one of these only points at another one (vLLM's "See root cause above")."""
 # pydantic's `ValidationError: 1 validation error for ModelConfig` names the reason two lines further on.
 _VALIDATION_ERRORS = re.compile(r"\d+ validation errors? for \w+$")
-# Lines of a Python traceback, an argparse usage text or a warnings.warn echo: noise in a short tail.
+# Lines of a Python traceback, an argparse usage text, a warnings.warn echo or the header `collect serve`
+# wrote (the command is in the hint): noise in a short tail.
 _FRAME_LINE = re.compile(r"^\s+File \".*\", line \d+")
 _NOISE_LINE = re.compile(
-    r"^(?:Traceback \(most recent call last\):.*|\s*[\^~]+\s*|usage: .*|\s+\[.*|\s+warnings\.warn\(.*)$"
+    r"^(?:Traceback \(most recent call last\):.*|\s*[\^~]+\s*|usage: .*|\s+\[.*|\s+warnings\.warn\(.*"
+    r"|# collect serve: .*|# started .*)$"
 )
 _HAS_PROC = Path("/proc/self/stat").exists()
 """Linux: process states and start times come from /proc (zombies and reused pids are told apart)."""
@@ -481,6 +485,11 @@ def wait_until_ready(
                 hint = f"log: {info.log}\nrerun by hand to see more: {info.command}"
                 if cause and "unrecognized arguments" in cause:
                     hint = "a flag after `--` is misspelled or unknown to this vLLM version\n" + hint
+                if cause and "No module named 'vllm'" in cause:
+                    hint = (
+                        "this Python has no vLLM: point --vllm-command / COLLECT_VLLM_COMMAND at the Python "
+                        "of the environment where vLLM is installed\n" + hint
+                    )
                 raise ServerError(
                     f"vLLM exited with code {code} during start-up (after {elapsed:.0f}s)"
                     + (f": {_shorten(cause)}" if cause else "")

@@ -709,3 +709,17 @@ def test_plain_progress_names_the_log_and_what_vllm_is_doing(serve: Callable[...
     assert f"(log: {tmp_path / 'state' / 'logs'}" in result.stderr.splitlines()[0]
     still = next(line for line in result.stderr.splitlines() if "still starting" in line)
     assert "· stand-in started with" in still  # the last line of its log
+
+
+def test_a_python_without_vllm_is_named_with_the_fix(cli: Callable[..., Any], tmp_path: Path) -> None:
+    # This project's own Python has no vLLM (it lives in an environment of its own).
+    command = f"{sys.executable} -m vllm.entrypoints.openai.api_server"
+
+    result = cli(["serve", "--model", "m", "--port", str(free_port()), "--vllm-command", command])
+
+    assert result.returncode == 1
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert "No module named 'vllm'" in first
+    assert "this Python has no vLLM: point --vllm-command" in result.stderr
+    assert "# collect serve:" not in result.stderr  # the command is in the hint once, not in the tail too
+    assert _state(tmp_path / "state") == {}
