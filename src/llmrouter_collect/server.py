@@ -481,22 +481,7 @@ def wait_until_ready(
             code = process.poll()
             elapsed = time.monotonic() - started
             if code is not None:
-                cause, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
-                hint = f"log: {info.log}\nrerun by hand to see more: {info.command}"
-                if cause and "unrecognized arguments" in cause:
-                    hint = "a flag after `--` is misspelled or unknown to this vLLM version\n" + hint
-                if cause and "No module named 'vllm'" in cause:
-                    hint = (
-                        "this Python has no vLLM: point --vllm-command / COLLECT_VLLM_COMMAND at the Python "
-                        "of the environment where vLLM is installed\n" + hint
-                    )
-                raise ServerError(
-                    f"vLLM exited with code {code} during start-up (after {elapsed:.0f}s)"
-                    + (f": {_shorten(cause)}" if cause else "")
-                    + "\nits log ends:\n"
-                    + _indent(tail),
-                    hint=hint,
-                )
+                raise _exit_error(info, code, elapsed)
             try:
                 response = client.get(f"{info.url}/models")
             except httpx.HTTPError:
@@ -514,6 +499,27 @@ def wait_until_ready(
             if on_wait is not None:
                 on_wait(elapsed, Path(info.log))
             time.sleep(POLL_INTERVAL)
+
+
+def _exit_error(info: ServerInfo, code: int, elapsed: float) -> ServerError:
+    """The error for a server that exited while starting: vLLM's own error first, then a short log tail."""
+    cause, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
+    hints = [f"log: {info.log}", f"rerun by hand to see more: {info.command}"]
+    if cause and "unrecognized arguments" in cause:
+        hints.insert(0, "a flag after `--` is misspelled or unknown to this vLLM version")
+    if cause and "No module named 'vllm'" in cause:
+        hints.insert(
+            0,
+            "this Python has no vLLM: point --vllm-command / COLLECT_VLLM_COMMAND at the Python "
+            "of the environment where vLLM is installed",
+        )
+    if code < 0:  # a signal: `collect serve stop`, the out-of-memory killer, a `kill` by hand
+        ended = f"was killed by {_signal_name(-code)}"
+        hints.insert(0, "another command stopped it (e.g. `collect serve stop`), or the system ran out of memory")
+    else:
+        ended = f"exited with code {code}"
+    message = f"vLLM {ended} during start-up (after {elapsed:.0f}s)" + (f": {_shorten(cause)}" if cause else "")
+    return ServerError(f"{message}\nits log ends:\n{_indent(tail)}", hint="\n".join(hints))
 
 
 def summarize_log(lines: list[str], keep: int) -> tuple[str | None, list[str]]:
@@ -553,6 +559,13 @@ def summarize_log(lines: list[str], keep: int) -> tuple[str | None, list[str]]:
             else:
                 cause, wants_detail = bare, bool(_VALIDATION_ERRORS.search(bare))
     return cause or pointer, kept[-keep:] if keep > 0 else []
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _shorten(text: str, limit: int = 300) -> str:

@@ -723,3 +723,27 @@ def test_a_python_without_vllm_is_named_with_the_fix(cli: Callable[..., Any], tm
     assert "this Python has no vLLM: point --vllm-command" in result.stderr
     assert "# collect serve:" not in result.stderr  # the command is in the hint once, not in the tail too
     assert _state(tmp_path / "state") == {}
+
+
+def test_a_server_killed_while_starting_is_reported_as_killed(standin: str, tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
+    args += ["--vllm-command", f"{standin} hang"]
+    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
+    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        pgid = json.loads(marker.read_text())["pgid"]
+        os.killpg(pgid, signal.SIGKILL)  # the out-of-memory killer, or a `kill -9` by hand
+        _, err = command.communicate(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+
+    assert command.returncode == 1
+    assert "vLLM was killed by SIGKILL during start-up" in err
+    assert "or the system ran out of memory" in err
+    assert _state(tmp_path / "state") == {}
