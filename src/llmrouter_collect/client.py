@@ -199,9 +199,13 @@ class OpenAIClient:
         """The model ids the server serves (GET /models), without retries.
 
         Raises:
-            EndpointError: the server cannot be reached, or refuses the key.
-            RequestFailed: any other failure (e.g. a server without /models).
+            EndpointError: the server refuses the key.
+            RequestFailed: any other failure (unreachable, or a server without /models).
         """
+        return [str(entry["id"]) for entry in await self.model_entries()]
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The model entries of GET /models (vLLM adds `max_model_len`), without retries; raises as list_models."""
         try:
             response = await self.http.get("models", timeout=httpx.Timeout(30.0, connect=10.0))
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
@@ -216,7 +220,7 @@ class OpenAIClient:
             )
         try:
             data = orjson.loads(response.content)
-            return [str(item["id"]) for item in data["data"]]
+            return [item for item in data["data"] if isinstance(item, dict) and "id" in item]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise RequestFailed("malformed", f"GET {self.base_url}/models: not an OpenAI model list") from None
 
@@ -349,4 +353,6 @@ def _error_message(raw: bytes) -> str:
 
 def _describe(err: Exception) -> str:
     text = str(err).strip()
+    if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout) and "connect call failed" in text.lower():
+        return "connection refused (nothing listens there)"
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -429,31 +429,49 @@ async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
     """
     base = client.base_url
     try:
-        served = await client.list_models()
+        entries = await client.model_entries()
     except RequestFailed as failure:
         if failure.kind == "connection":
             hint = (
-                "start a local server with `collect serve --model MODEL`, or point --api-base at a running one"
+                "start a local server with `collect serve --model MODEL` (`collect serve status` lists the ones "
+                "running), or point --api-base at a running one"
                 if settings.api_mode == "local"
                 else "check --api-base and your network"
             )
             raise EndpointError(f"no server answers at {base} ({failure.message})", hint=hint) from None
-        served = []  # some OpenAI-compatible APIs have no /models; the first request will tell
+        entries = []  # some OpenAI-compatible APIs have no /models; the first request will tell
+    served = [str(entry["id"]) for entry in entries]
+    model: str | None = None
     if settings.model:
         if settings.api_mode == "local" and served and settings.model not in served:
             raise EndpointError(
                 f"model {settings.model!r} is not served at {base}",
                 hint=f"it serves: {', '.join(served)}; pass --model with one of these",
             )
-        return settings.model
-    if settings.api_mode == "local" and len(served) == 1:
-        return served[0]
+        model = settings.model
+    elif settings.api_mode == "local" and len(served) == 1:
+        model = served[0]
+    if model is not None:
+        _check_context(model, entries, settings.max_tokens, base)
+        return model
     if served:
         raise EndpointError(
             "no --model given and the server has several models",
             hint=f"pass --model with one of: {', '.join(served[:20])}",
         )
     raise EndpointError("no --model given", hint="pass --model NAME or set COLLECT_MODEL")
+
+
+def _check_context(model: str, entries: list[dict[str, Any]], max_tokens: int, base: str) -> None:
+    """Refuse --max-tokens that cannot fit the model's context (vLLM lists `max_model_len` in /models)."""
+    limit = next((entry.get("max_model_len") for entry in entries if entry.get("id") == model), None)
+    if isinstance(limit, int) and not isinstance(limit, bool) and max_tokens >= limit:
+        raise EndpointError(
+            f"--max-tokens {max_tokens} does not fit the context of {model!r} at {base} "
+            f"({limit} tokens, prompt included)",
+            hint=f"pass --max-tokens below {limit} (e.g. --max-tokens {max(limit // 2, limit - 1024)}), "
+            "or serve the model with a larger --max-model-len",
+        )
 
 
 def write_meta(path: Path, settings: Settings, identity: dict[str, Any], problems: list[Problem]) -> None:

@@ -253,6 +253,8 @@ class OpenAIServer:
         self.reasoning_field = "reasoning_content"
         self.answer_fn = answer_fn
         self.prompt_too_long = prompt_too_long
+        self.max_model_len: int | None = None
+        """When set, GET /v1/models lists it (as vLLM does)."""
         self.record = record
         self.host = host
         self.port = port
@@ -303,6 +305,7 @@ class OpenAIServer:
             for name, value in self._defaults.items():
                 setattr(self, name, list(value) if isinstance(value, list) else value)
             self.reasoning_field = "reasoning_content"
+            self.max_model_len = None
 
     # --- the request log ---------------------------------------------------------------------------------
 
@@ -456,10 +459,13 @@ class OpenAIServer:
         response = self._auth_error(request)
         if response is None:
             created = int(time.time())
-            data = [
+            data: list[dict[str, Any]] = [
                 {"id": name, "object": "model", "created": created, "owned_by": "vllm", "root": name}
                 for name in self.models
             ]
+            if self.max_model_len is not None:  # as vLLM lists it
+                for item in data:
+                    item["max_model_len"] = self.max_model_len
             response = _json_response({"object": "list", "data": data}, 200)
         return self._finish(entry, response) or web.Response()
 

@@ -475,3 +475,15 @@ def test_a_rate_limit_pauses_every_request_not_just_the_one_that_got_it(
     during = [r for r in requests if limited.time + 0.1 < r.time < limited.time + 0.55]
     assert during == []
     assert len(requests) == 13 and len(records(out)) == 12
+
+
+def test_max_tokens_beyond_the_served_context_is_refused_before_any_request(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    openai_server.max_model_len = 512
+    out = tmp_path / "out.jsonl"
+    result = run_cli(infer_args(openai_server, dataset_file(count=3), out, "--max-tokens", "4096"))
+    assert result.returncode == 1
+    assert "--max-tokens 4096 does not fit the context" in result.stderr and "512" in result.stderr
+    assert openai_server.completion_requests() == [] and not out.exists()
+    assert run_cli(infer_args(openai_server, dataset_file(count=3), out, "--max-tokens", "256")).returncode == 0

@@ -183,5 +183,5 @@ def print_summary(summary: InferSummary) -> None:
     if summary.n_fallback:
         warn("the server did not take n>1; samples were asked one by one")
     info(f"results: {summary.output_path}")
-    if stats.problems_failed:
+    if stats.problems_failed and summary.stopped is None:
         info("some problems failed: rerun the same command to retry them")
