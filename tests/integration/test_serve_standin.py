@@ -457,7 +457,8 @@ def test_two_commands_racing_for_one_port_start_one_server(standin: str, tmp_pat
         run_cli(["serve", "stop", "--all", "--grace", "2"], env, tmp_path, timeout=60)
 
 
-def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_path: Path) -> None:
+def start_hanging_serve(standin: str, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `collect serve` on a stand-in that never gets ready; return the command and the server's group."""
     marker = tmp_path / "standin.json"
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
     args += ["--vllm-command", f"{standin} hang"]
@@ -467,7 +468,11 @@ def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_pa
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # the marker is written first thing; let the stand-in start its child too
-    pgid = json.loads(marker.read_text())["pgid"]
+    return command, json.loads(marker.read_text())["pgid"]
+
+
+def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_path: Path) -> None:
+    command, pgid = start_hanging_serve(standin, tmp_path)
 
     command.send_signal(signal.SIGINT)
     _, err = command.communicate(timeout=30)
@@ -617,18 +622,8 @@ def test_the_model_may_come_first_as_in_vllm_serve(cli: Callable[..., Any], stan
 
 
 def test_sigterm_while_starting_stops_the_half_started_server(standin: str, tmp_path: Path) -> None:
-    marker = tmp_path / "standin.json"
-    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
-    args += ["--vllm-command", f"{standin} hang"]
-    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
-    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command, pgid = start_hanging_serve(standin, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        pgid = json.loads(marker.read_text())["pgid"]
-
         command.send_signal(signal.SIGTERM)  # `timeout 600 collect serve ...`, a cancelled CI job
         _, err = command.communicate(timeout=30)
     finally:
@@ -726,17 +721,8 @@ def test_a_python_without_vllm_is_named_with_the_fix(cli: Callable[..., Any], tm
 
 
 def test_a_server_killed_while_starting_is_reported_as_killed(standin: str, tmp_path: Path) -> None:
-    marker = tmp_path / "standin.json"
-    args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
-    args += ["--vllm-command", f"{standin} hang"]
-    env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
-    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command, pgid = start_hanging_serve(standin, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        pgid = json.loads(marker.read_text())["pgid"]
         os.killpg(pgid, signal.SIGKILL)  # the out-of-memory killer, or a `kill -9` by hand
         _, err = command.communicate(timeout=30)
     finally:
