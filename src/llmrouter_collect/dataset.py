@@ -489,7 +489,7 @@ def _read_csv(path: Path) -> Rows:
         for number, raw in enumerate(reader, start=1):
             where = f"row {number}"
             if None in raw:
-                extra = raw.pop(None)  # type: ignore[call-overload]
+                extra = raw.pop(None)
                 yield where, _CsvRowError(
                     "-",
                     f"has {len(extra)} more cell{'s' if len(extra) > 1 else ''} than the header",
@@ -680,11 +680,12 @@ def _quiet_hub_logs() -> Iterator[None]:
 def _hub_rows(hub: _HubDataset) -> list[dict[str, Any]]:
     """All rows of a Hugging Face dataset split, from the `datasets` cache or the Hub."""
     try:
-        import datasets  # imported here: slow to import, and only the built-ins need it
+        import datasets  # type: ignore[import-untyped]  # imported here: slow, and only built-ins need it
 
         with _quiet_hub_logs():
             data = datasets.load_dataset(hub.repo, split=hub.split)
-        return data.to_list()  # type: ignore[no-any-return, union-attr]
+        rows: list[dict[str, Any]] = data.to_list()
+        return rows
     except Exception as err:  # `datasets` raises many types (ConnectionError, FileNotFoundError, ...)
         first_line = (str(err).strip().splitlines() or [""])[0]
         raise DatasetError(
