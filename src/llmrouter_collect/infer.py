@@ -587,18 +587,20 @@ async def run_infer(
                 raise group.exceptions[0] from None
             except* StoreError as group:
                 raise group.exceptions[0] from None
-        elapsed = time.monotonic() - stats.started
-        summary = InferSummary(
-            output_path=path,
-            model=model,
-            stats=stats,
-            elapsed_s=elapsed,
-            stopped=engine.stopped,
-            n_fallback=not engine.n_supported,
-            torn_bytes_cut=writer.torn_bytes_cut,
-        )
-    try:
-        summary.compacted = compact(path)
-    except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
-        warn(f"{err.message} ({err.hint})")
+            elapsed = time.monotonic() - stats.started
+            summary = InferSummary(
+                output_path=path,
+                model=model,
+                stats=stats,
+                elapsed_s=elapsed,
+                stopped=engine.stopped,
+                n_fallback=not engine.n_supported,
+                torn_bytes_cut=writer.torn_bytes_cut,
+            )
+            writer.fsync()
+            # Still under the lock: a run started meanwhile must not append to the file being replaced.
+            try:
+                summary.compacted = compact(path)
+            except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
+                warn(f"{err.message} ({err.hint})")
     return summary
