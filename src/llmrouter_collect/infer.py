@@ -72,7 +72,6 @@ class InferSummary:
     model: str
     stats: InferStats
     elapsed_s: float
-    compacted: bool = False
     torn_bytes_cut: int = 0
     stopped: StopReason | None = None
     n_fallback: bool = False
@@ -600,7 +599,7 @@ async def run_infer(
             writer.fsync()
             # Still under the lock: a run started meanwhile must not append to the file being replaced.
             try:
-                summary.compacted = compact(path)
+                compact(path)
             except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
                 warn(f"{err.message} ({err.hint})")
     return summary

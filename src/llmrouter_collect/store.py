@@ -43,7 +43,6 @@ class FileState:
 
     problems: dict[str, ProblemState] = field(default_factory=dict)
     first_record: dict[str, Any] | None = None
-    torn_tail: bool = False
 
 
 def iter_lines(
@@ -116,13 +115,7 @@ def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
 def scan(path: Path, *, on_torn: Callable[[int], None] | None = None) -> FileState:
     """Read a results file once and summarise each problem (good responses, errors, attempts)."""
     state = FileState()
-
-    def torn(line_no: int) -> None:
-        state.torn_tail = True
-        if on_torn is not None:
-            on_torn(line_no)
-
-    for _, _, _, record in iter_lines(path, on_torn=torn):
+    for _, _, _, record in iter_lines(path, on_torn=on_torn):
         if state.first_record is None:
             state.first_record = {key: value for key, value in record.items() if key != "responses"}
         problem = state.problems.setdefault(record["unique_id"], ProblemState())
@@ -222,7 +215,6 @@ class ResultsWriter:
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._unsynced = 0
-        self.lines_written = 0
         self.torn_bytes_cut = 0
 
     def open(self) -> ResultsWriter:
@@ -248,7 +240,6 @@ class ResultsWriter:
                 written += os.write(self._fd, data[written:])
         except OSError as err:
             raise _write_error(self.path, err) from None
-        self.lines_written += 1
         self._unsynced += 1
         if self.sync_every is not None and self._unsynced >= self.sync_every:
             self.sync()
