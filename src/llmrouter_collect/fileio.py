@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import (os.umask sets while it reads; not while other threads create files)
+
+
 def real_path(path: Path) -> Path:
     """The path with every symlink resolved (the file that is really written), also for a file not yet there."""
     return Path(os.path.realpath(path))
@@ -30,7 +39,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is as readable as any other
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a results file is as readable as any other
     try:
         yield tmp
         _fsync_file(tmp)
@@ -55,12 +64,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically. Raises OSError as the file system does."""
     with atomic_open(path) as handle:
         handle.write(data)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_file(path: Path) -> None:
