@@ -6,10 +6,30 @@ once as `httpx.Request`s and handed straight to that transport: the client layer
 redirect handling cost ~200 µs per request, as much again as the transport itself (bench/README.md).
 
 Each failed request ends in one of three ways:
-- retried (transport errors, 408, 409, 429, 5xx, malformed JSON) with exponential backoff and jitter,
-  honouring Retry-After up to a cap, at most `max_retries` times;
+- retried (transport errors, timeouts, 408, 409, 429, 5xx, malformed replies) with exponential backoff and
+  jitter, honouring Retry-After up to a cap, at most `max_retries` times;
 - `EndpointError`, fatal for the whole run (401, 403, 404: wrong key, model or URL);
-- `RequestFailed`, fatal for this request only (other 4xx such as a prompt that is too long, or retries used up).
+- `RequestFailed`, fatal for this request only (other 4xx such as a prompt that is too long, or retries used up),
+  or kind "connection" when the server is gone (cannot connect, or silent: see below).
+
+A 200 reply is malformed (kind "malformed", retried) unless it has the shape of a chat or completions reply:
+an object whose `choices` is a non-empty list of objects, each with a `message` object (chat) or a `text`
+string (completions), strings or nulls where strings belong, whole numbers in `usage`.
+
+Timeouts. A completion request may take minutes (thousands of tokens behind hundreds of others in vLLM's
+batch), hence the long default `--request-timeout` (600 s). A request that times out is ambiguous: the server
+is slow, or it hangs (accepts connections but never answers). GET /models is cheap and answered by the API
+process itself whatever the generation queue holds, so before retrying a timed-out request the client probes
+it with a short timeout (`MODELS_TIMEOUT_S`, or the request timeout if shorter). An answer, any answer, means
+slow: retry as usual. Silence or a refused connection means hung or gone: `RequestFailed("connection")` at
+once, instead of `max_retries` more timeouts (8 × 600 s and backoff, about 90 minutes). Concurrent requests
+that time out together share one probe. The same short timeout bounds GET /models when a run starts.
+
+Secrets. Every text taken from a server (error bodies, reply shapes, transport errors) goes through a
+`Redactor` before it lands in a `RequestFailed` or `EndpointError` message, so a server that echoes the
+Authorization header cannot put the API key on the terminal or in a results file. Such texts are also
+flattened to one line and capped (`MESSAGE_CAP` characters); bodies that are not UTF-8 are decoded with
+replacement characters.
 """
 
 from __future__ import annotations
@@ -17,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +52,18 @@ from .errors import EndpointError
 RETRY_STATUSES = frozenset({408, 409, 429})
 FATAL_STATUSES = frozenset({401, 403, 404})
 FailureKind = Literal["connection", "transport", "timeout", "http", "malformed"]
+MODELS_TIMEOUT_S = 15.0
+"""Longest wait for an answer to GET /models (at start, and as the probe after a timed-out request), capped
+by the request timeout: a live server answers it in milliseconds, however busy its generation queue is."""
+PROBE_REUSE_S = 1.0
+"""A probe that finished this recently answers for the next ones (a hung server times out many requests at once)."""
+MESSAGE_CAP = 500
+"""Most characters of server text quoted in one error message."""
+REDACTED = "***"
+KEY_FRAGMENT = 8
+"""Runs of this many characters of the API key are redacted too (a server may echo a truncated key)."""
+_BEARER_RE = re.compile(r"(?i)\b(bearer)(\s+)[^\s\"'`,;]+")
+_SHORT_KEY_BOUNDARY = r"[A-Za-z0-9_\-.~+/=]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +135,72 @@ class RetryPolicy:
     initial_delay: float = 1.0
     max_delay: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
+
+
+class MalformedReply(ValueError):
+    """A 200 reply that is not shaped like a chat or completions reply; the message says what is wrong."""
+
+
+class Redactor:
+    """Removes an API key from text taken from a server, before it is shown or stored.
+
+    It replaces by `***` the key itself, every run of `KEY_FRAGMENT` or more of its characters (a truncated
+    echo), and the token of any `Bearer <token>` (whoever's key it is). A key shorter than `KEY_FRAGMENT` is
+    replaced only where it stands alone (not inside a longer word), so that a 3-character key does not blank
+    out every occurrence of those 3 characters.
+    """
+
+    def __init__(self, secret: str | None) -> None:
+        self.secret = secret.strip() if secret and secret.strip() else None
+        self._fragments: frozenset[str] = frozenset()
+        self._short: re.Pattern[str] | None = None
+        if self.secret is not None:
+            if len(self.secret) >= KEY_FRAGMENT:
+                size = KEY_FRAGMENT
+                self._fragments = frozenset(self.secret[i : i + size] for i in range(len(self.secret) - size + 1))
+            else:
+                boundary = _SHORT_KEY_BOUNDARY
+                self._short = re.compile(f"(?<!{boundary}){re.escape(self.secret)}(?!{boundary})")
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers) -> Redactor:
+        """A redactor for the credentials of an `Authorization: <scheme> <key>` header (or of its whole value)."""
+        value = headers.get("authorization", "").strip()
+        _, _, token = value.partition(" ")
+        return cls(token.strip() or value)
+
+    def __call__(self, text: str) -> str:
+        if self.secret is not None:
+            if self._short is not None:
+                text = self._short.sub(REDACTED, text)
+            else:
+                text = self._mask_fragments(text.replace(self.secret, REDACTED))
+        return _BEARER_RE.sub(rf"\1\2{REDACTED}", text)
+
+    def _mask_fragments(self, text: str) -> str:
+        size = KEY_FRAGMENT
+        spans: list[list[int]] = []
+        for start in range(len(text) - size + 1):
+            if text[start : start + size] in self._fragments:
+                if spans and start <= spans[-1][1]:
+                    spans[-1][1] = start + size
+                else:
+                    spans.append([start, start + size])
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end in spans:
+            parts += [text[last:start], REDACTED]
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
+
+
+def server_text(text: str, redact: Callable[[str], str], cap: int = MESSAGE_CAP) -> str:
+    """Text from a server made fit for an error message: key redacted, one line, printable, at most `cap` chars."""
+    text = redact(text[: cap * 20])  # redact before cutting, so that no part of the key survives a cut
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return text if len(text) <= cap else text[: cap - 1] + "…"
 
 
 def should_retry(status: int) -> bool:
@@ -177,6 +276,14 @@ class OpenAIClient:
         self.request_timeout = request_timeout
         self.on_retry = on_retry
         self.base_url = str(http.base_url).rstrip("/")
+        self.redact = Redactor.from_headers(http.headers)
+        """Applied to every server text quoted in an error (the key is the one in `http`'s Authorization)."""
+        self.models_timeout = min(MODELS_TIMEOUT_S, request_timeout)
+        """Seconds GET /models may stay silent before the server counts as not answering."""
+        connect = http.timeout.connect
+        self._connect_timeout = connect if connect is not None else MODELS_TIMEOUT_S
+        self._probe_task: asyncio.Task[RequestFailed | None] | None = None
+        self._probe_finished = 0.0
         self._headers = list(http.headers.multi_items())
         self._timeout = http.timeout.as_dict()
         self._urls = {path: httpx.URL(f"{self.base_url}/{path}") for path in ("chat/completions", "completions")}
@@ -195,42 +302,94 @@ class OpenAIClient:
             await response.aclose()
         return response.status_code, response.headers, raw
 
-    async def list_models(self) -> list[str]:
+    async def list_models(self, timeout: float | None = None) -> list[str]:
         """The model ids the server serves (GET /models), without retries.
 
         Raises:
             EndpointError: the server refuses the key.
-            RequestFailed: any other failure (unreachable, or a server without /models).
+            RequestFailed: any other failure: "connection" (unreachable), "timeout" (connected, but no answer
+                within `timeout`), "http" (e.g. a server without /models), "transport", "malformed".
         """
-        return [str(entry["id"]) for entry in await self.model_entries()]
+        return [str(entry["id"]) for entry in await self.model_entries(timeout)]
 
-    async def model_entries(self) -> list[dict[str, Any]]:
-        """The model entries of GET /models (vLLM adds `max_model_len`), without retries; raises as list_models."""
+    async def model_entries(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """The model entries of GET /models (vLLM adds `max_model_len`), without retries; raises as list_models.
+
+        Args:
+            timeout: seconds to wait for the answer once connected (default `models_timeout`); connecting is
+                bounded by the connect timeout of the http client.
+        """
         try:
-            response = await self.http.get("models", timeout=httpx.Timeout(30.0, connect=10.0))
+            return await self._model_entries(self.models_timeout if timeout is None else timeout)
+        except RequestFailed as failure:
+            failure.message = self.redact(failure.message)
+            raise
+
+    async def _model_entries(self, timeout: float) -> list[dict[str, Any]]:
+        url = f"{self.base_url}/models"
+        try:
+            async with asyncio.timeout(timeout + self._connect_timeout):
+                response = await self.http.get("models", timeout=httpx.Timeout(timeout, connect=self._connect_timeout))
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise RequestFailed("connection", f"cannot connect to {self.base_url}: {_describe(err)}") from None
+            raise RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}") from None
+        except (httpx.TimeoutException, TimeoutError):
+            raise RequestFailed("timeout", f"GET {url}: no answer within {timeout:g} s") from None
         except httpx.TransportError as err:
-            raise RequestFailed("transport", f"{self.base_url}/models: {_describe(err)}") from None
+            raise RequestFailed("transport", f"GET {url}: {self._describe(err)}") from None
         if response.status_code in (401, 403):
             raise self._fatal(response.status_code, response.content, "GET models")
         if response.status_code != 200:
-            raise RequestFailed(
-                "http", f"GET {self.base_url}/models: HTTP {response.status_code}", response.status_code
-            )
+            detail = _error_message(response.content, self.redact, cap=200)
+            raise RequestFailed("http", f"GET {url}: HTTP {response.status_code}: {detail}", response.status_code)
         try:
             data = orjson.loads(response.content)
-            return [item for item in data["data"] if isinstance(item, dict) and "id" in item]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise RequestFailed("malformed", f"GET {self.base_url}/models: not an OpenAI model list") from None
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise RequestFailed("malformed", f"GET {url}: not an OpenAI model list", 200)
+        return [item for item in data["data"] if isinstance(item, dict) and "id" in item]
+
+    async def server_answers(self) -> bool:
+        """Whether the server answers GET /models within `models_timeout` (any status counts as an answer).
+
+        False when it cannot be reached or stays silent. Concurrent callers share one probe, and a probe that
+        finished less than `PROBE_REUSE_S` ago answers for the next ones.
+        """
+        return await self._probe() is None
+
+    async def _probe(self) -> RequestFailed | None:
+        """None if the server answers GET /models, else why not (kind "connection" or "timeout")."""
+        task = self._probe_task
+        if task is None or (task.done() and time.monotonic() - self._probe_finished > PROBE_REUSE_S):
+            task = self._probe_task = asyncio.ensure_future(self._probe_once())
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(task)
+
+    async def _probe_once(self) -> RequestFailed | None:
+        try:
+            await self.model_entries()
+        except RequestFailed as failure:
+            return failure if failure.kind in ("connection", "timeout") else None
+        except EndpointError:
+            return None
+        finally:
+            self._probe_finished = time.monotonic()
+        return None
 
     async def generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
         """Ask for `n` samples of one prompt (chat messages or completion text), retrying as the policy says.
 
         Raises:
             EndpointError: 401/403/404 — the run cannot go on.
-            RequestFailed: this request failed for good.
+            RequestFailed: this request failed for good; kind "connection" when the server is gone or hangs.
         """
+        try:
+            return await self._generate(prompt, params, n)
+        except RequestFailed as failure:
+            failure.message = self.redact(failure.message)
+            raise
+
+    async def _generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
         path, body = build_request(prompt, params, n)
         content = orjson.dumps(body)
         retry = 0
@@ -247,24 +406,39 @@ class OpenAIClient:
                 if status == 200:
                     try:
                         return parse_reply(orjson.loads(raw), params.endpoint, latency)
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as err:
+                    except orjson.JSONDecodeError:
+                        failure = RequestFailed("malformed", f"malformed reply from {path}: not JSON", status)
+                    except MalformedReply as err:
                         failure = RequestFailed("malformed", f"malformed reply from {path}: {err}", status)
                 elif status in FATAL_STATUSES:
                     raise self._fatal(status, raw, f"POST {path}", params.model)
                 else:
-                    failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw)}", status)
+                    failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw, self.redact)}", status)
                     if not should_retry(status):
                         failure.retries = retry
                         raise failure
                     retry_after = parse_retry_after(headers.get("retry-after"))
             except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-                failure = RequestFailed("connection", f"cannot connect to {self.base_url}: {_describe(err)}")
+                failure = RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}")
             except httpx.TimeoutException as err:
-                failure = RequestFailed("timeout", f"timed out: {_describe(err)}")
+                failure = RequestFailed("timeout", f"timed out: {self._describe(err)}")
             except TimeoutError:
                 failure = RequestFailed("timeout", f"no complete reply within {self.request_timeout:g} s")
             except httpx.TransportError as err:
-                failure = RequestFailed("transport", f"transport error: {_describe(err)}")
+                failure = RequestFailed("transport", f"transport error: {self._describe(err)}")
+            if failure.kind == "timeout":
+                silent = await self._probe()
+                if silent is not None:  # not slow but hung or gone: retrying would only time out again
+                    why = (
+                        f"no answer to GET /models within {self.models_timeout:g} s either"
+                        if silent.kind == "timeout"
+                        else "it no longer accepts connections"
+                    )
+                    raise RequestFailed(
+                        "connection",
+                        f"the server at {self.base_url} does not answer ({failure.message}; {why})",
+                        retries=retry,
+                    )
             if retry >= self.policy.max_retries:
                 failure.retries = retry
                 raise failure
@@ -276,8 +450,15 @@ class OpenAIClient:
             await asyncio.sleep(delay)
             retry += 1
 
+    def quote(self, text: str, cap: int = MESSAGE_CAP) -> str:
+        """Server text (e.g. model ids from GET /models) fit for a message: redacted, one line, capped."""
+        return server_text(text, self.redact, cap)
+
+    def _describe(self, err: Exception) -> str:
+        return _describe(err, self.redact)
+
     def _fatal(self, status: int, raw: bytes, what: str, model: str | None = None) -> EndpointError:
-        detail = _error_message(raw)
+        detail = _error_message(raw, self.redact)
         if status == 401:
             hint = "check the API key: --api-key or COLLECT_API_KEY"
         elif status == 403:
@@ -308,51 +489,120 @@ def build_request(prompt: str | list[dict[str, str]], params: GenerationParams, 
     return path, body
 
 
-def parse_reply(data: dict[str, Any], endpoint: str, latency: float) -> Reply:
-    """Samples and usage from a chat or completions reply body."""
-    samples = []
-    for choice in sorted(data["choices"], key=lambda c: c.get("index", 0)):
+def parse_reply(data: Any, endpoint: str, latency: float) -> Reply:
+    """Samples and usage from a chat or completions reply body.
+
+    Raises:
+        MalformedReply: the body is not shaped like such a reply (says where: `choices[0].message is null`).
+    """
+    if not isinstance(data, dict):
+        raise MalformedReply(f"the body is {_json_type(data)}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise MalformedReply("no choices" if choices is None else f"choices is {_json_type(choices)}, not a list")
+    if not choices:
+        raise MalformedReply("choices is empty")
+    ordered: list[tuple[int, Sample]] = []
+    for position, choice in enumerate(choices):
+        where = f"choices[{position}]"
+        if not isinstance(choice, dict):
+            raise MalformedReply(f"{where} is {_json_type(choice)}, not an object")
         if endpoint == "chat":
-            message = choice["message"]
-            text = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise MalformedReply(_wrong_type(f"{where}.message", message, "an object"))
+            text = _optional_str(message, "content", f"{where}.message") or ""
+            reasoning = _optional_str(message, "reasoning_content", f"{where}.message") or _optional_str(
+                message, "reasoning", f"{where}.message"
+            )
         else:
-            text = choice["text"]
-            reasoning = None
-        if not isinstance(text, str):
-            raise ValueError("choice text is not a string")
-        samples.append(Sample(text=text, finish_reason=choice.get("finish_reason"), reasoning=reasoning))
-    usage = data.get("usage") or {}
-    details = usage.get("completion_tokens_details") or {}
+            text_value = choice.get("text")
+            if not isinstance(text_value, str):
+                raise MalformedReply(_wrong_type(f"{where}.text", text_value, "a string"))
+            text, reasoning = text_value, None
+        index = choice.get("index")
+        order = index if isinstance(index, int) and not isinstance(index, bool) else position
+        finish_reason = _optional_str(choice, "finish_reason", where)
+        ordered.append((order, Sample(text=text, finish_reason=finish_reason, reasoning=reasoning or None)))
+    ordered.sort(key=lambda pair: pair[0])
+    usage = _optional_object(data, "usage", "usage")
+    details = _optional_object(usage, "completion_tokens_details", "usage.completion_tokens_details")
     return Reply(
-        samples=samples,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        reasoning_tokens=int(details.get("reasoning_tokens") or 0),
+        samples=[sample for _, sample in ordered],
+        prompt_tokens=_token_count(usage, "prompt_tokens", "usage"),
+        completion_tokens=_token_count(usage, "completion_tokens", "usage"),
+        reasoning_tokens=_token_count(details, "reasoning_tokens", "usage.completion_tokens_details"),
         latency_s=latency,
     )
 
 
-def _error_message(raw: bytes) -> str:
-    """The server's error message from an OpenAI-style error body, or the start of the body."""
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _wrong_type(where: str, value: object, expected: str) -> str:
+    return f"{where} is null" if value is None else f"{where} is {_json_type(value)}, not {expected}"
+
+
+def _optional_str(parent: dict[str, Any], key: str, where: str) -> str | None:
+    value = parent.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedReply(f"{where}.{key} is {_json_type(value)}, not a string")
+
+
+def _optional_object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise MalformedReply(f"{where} is {_json_type(value)}, not an object")
+
+
+def _token_count(parent: dict[str, Any], key: str, where: str) -> int:
+    value = parent.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    shown = repr(value) if isinstance(value, int | float) and not isinstance(value, bool) else _json_type(value)
+    raise MalformedReply(f"{where}.{key} is {shown}, not a whole number of tokens")
+
+
+def _error_message(raw: bytes, redact: Callable[[str], str], cap: int = MESSAGE_CAP) -> str:
+    """The server's error message from an OpenAI-style error body, or the start of the body; redacted, capped."""
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        text = raw.decode("utf-8", "replace").strip()
-        return text[:300] or "(empty body)"
+    except orjson.JSONDecodeError:  # also a body that is not UTF-8
+        return server_text(raw[: cap * 20].decode("utf-8", "replace"), redact, cap) or "(empty body)"
+    detail: object = data
     if isinstance(data, dict):
         error = data.get("error", data)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:500]
-        if isinstance(error, str):
-            return error[:500]
-        if data.get("detail"):
-            return str(data["detail"])[:500]
-    return str(data)[:300]
+            detail = error["message"]
+        elif isinstance(error, str) and error:
+            detail = error
+        elif data.get("detail"):
+            detail = data["detail"]
+    text = detail if isinstance(detail, str) else orjson.dumps(detail).decode()
+    return server_text(text, redact, cap) or "(empty body)"
 
 
-def _describe(err: Exception) -> str:
-    text = str(err).strip()
+def _describe(err: Exception, redact: Callable[[str], str]) -> str:
+    text = server_text(str(err), redact, 300)
     if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout) and "connect call failed" in text.lower():
         return "connection refused (nothing listens there)"
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

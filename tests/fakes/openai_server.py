@@ -5,14 +5,29 @@ In tests::
     with OpenAIServer(models=["test-model"]) as server:
         server.enqueue(Status(429, retry_after=0.01), Ok())   # consumed one per completion request, in order
         server.set_mode(FailAfter(3, then=Drop()))             # applies whenever the queue is empty
+        server.set_models_mode(Hang())                         # GET /v1/models (None: answer normally)
         ... talk to server.url ("http://127.0.0.1:PORT/v1") ...
         assert server.samples_requested() == 10
 
 As a process (for tests that need it outside the test process, and for benchmarks)::
 
     python tests/fakes/openai_server.py --port 0 --port-file F [--latency S] [--model NAME] [--api-key K]
+        [--mode SPEC] [--models-mode SPEC]
+
+where SPEC names a behaviour: ok, drop, malformed, null-message, string-choices, hang, reject-n,
+status:CODE, echo-auth:CODE, delay:SECONDS, fewer-choices:M, or fail-after:N:SPEC (--mode only).
 
 Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health.
+
+Behaviours (one per completion request via `enqueue`, or for all of them via `set_mode`/`FailAfter`):
+`Ok`, `Status(code)`, `Delay(s)`, `Drop` (close without answering), `Malformed` (200, invalid JSON),
+`FewerChoices(m)`, `RejectN` (400 for n > 1), `NullMessage` (200, every choice has "message": null, or
+"text": null on /v1/completions), `StringChoices` (200, "choices" is a list of strings), `EchoAuth(code)`
+(answers `code` with an OpenAI-style error whose message quotes the request's Authorization header
+verbatim, as some proxies do), `Hang` (accepts the request and never answers; it ends, with the connection
+closed unanswered, when the server stops, which does not wait for it).
+`set_models_mode(behaviour)` scripts GET /v1/models the same way (`Hang`, `Status`, `EchoAuth`, `Delay`,
+`Drop`, `Malformed`; the others answer normally).
 Answers are deterministic: a prompt that lists lettered options ("A. ..." or "(A) ...") gets
 "... The answer is (X)." with X derived from a hash of the prompt and the choice index; any other prompt
 gets "... \\boxed{N}". `answer_fn(body, choice_index) -> str` replaces that. Every request is recorded
@@ -92,7 +107,31 @@ class RejectN:
     """Answer 400 "n>1 not supported" when the request asks for n > 1; answer normally otherwise."""
 
 
-Behaviour = Ok | Status | Delay | Drop | Malformed | FewerChoices | RejectN
+@dataclass(frozen=True)
+class NullMessage:
+    """Answer 200 with the usual number of choices, each with "message": null (chat) or "text": null."""
+
+
+@dataclass(frozen=True)
+class StringChoices:
+    """Answer 200 with "choices" a list of strings (the answer texts) instead of objects."""
+
+
+@dataclass(frozen=True)
+class EchoAuth:
+    """Answer `code` with an OpenAI-style error whose message contains the request's Authorization header."""
+
+    code: int = 401
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request and never answer; the connection is closed unanswered when the server stops."""
+
+
+Behaviour = (
+    Ok | Status | Delay | Drop | Malformed | FewerChoices | RejectN | NullMessage | StringChoices | EchoAuth | Hang
+)
 
 
 @dataclass(frozen=True)
@@ -263,7 +302,9 @@ class OpenAIServer:
         self._changed = threading.Condition(self._lock)
         self._queue: deque[Behaviour] = deque()
         self._mode: Mode | None = None
+        self._models_mode: Behaviour | None = None
         self._successes = 0
+        self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -295,12 +336,18 @@ class OpenAIServer:
             self._mode = mode
             self._successes = 0
 
+    def set_models_mode(self, mode: Behaviour | None) -> None:
+        """Set the behaviour of GET /v1/models (None: answer normally); e.g. `Hang()` or `EchoAuth(401)`."""
+        with self._lock:
+            self._models_mode = mode
+
     def reset(self) -> None:
-        """Forget requests, queue, mode and settings changes (back to the constructor's arguments)."""
+        """Forget requests, queue, modes and settings changes (back to the constructor's arguments)."""
         with self._lock:
             self.requests = []
             self._queue.clear()
             self._mode = None
+            self._models_mode = None
             self._successes = 0
             for name, value in self._defaults.items():
                 setattr(self, name, list(value) if isinstance(value, list) else value)
@@ -387,6 +434,7 @@ class OpenAIServer:
         self.stop()
 
     async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
         app = self.make_app()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
@@ -397,6 +445,9 @@ class OpenAIServer:
         self.port = server.sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()  # hung handlers close their connections and return
+            await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -456,7 +507,19 @@ class OpenAIServer:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         entry = self._record(request, None)
+        with self._lock:
+            mode = self._models_mode
+        if mode is not None:
+            entry.behaviour = type(mode).__name__.lower()
         response = self._auth_error(request)
+        if response is None and isinstance(mode, Delay):
+            await asyncio.sleep(mode.seconds)
+        elif response is None and isinstance(mode, Status | EchoAuth | Drop | Malformed | Hang):
+            scripted = await self._behave(request, mode, None)
+            if scripted is None:
+                self._finish(entry, None)
+                return web.Response(status=499)
+            return self._finish(entry, scripted) or web.Response()
         if response is None:
             created = int(time.time())
             data: list[dict[str, Any]] = [
@@ -501,6 +564,14 @@ class OpenAIServer:
     async def _behave(self, request: web.Request, behaviour: Behaviour, body: Any) -> web.Response | None:
         if isinstance(behaviour, Status):
             return _status_response(behaviour)
+        if isinstance(behaviour, EchoAuth):
+            return _echo_auth_response(behaviour.code, request.headers.get("Authorization"))
+        if isinstance(behaviour, Hang):
+            if self._stopping is not None:
+                await self._stopping.wait()
+            else:  # served in another loop (make_app): hang until that loop cancels the handler
+                await asyncio.Future()
+            behaviour = Drop()
         if isinstance(behaviour, Drop):
             if request.transport is not None:
                 request.transport.abort()
@@ -546,10 +617,12 @@ class OpenAIServer:
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)]
         answer = self.answer_fn or default_answer
-        choices = []
+        choices: list[Any] = []
+        texts = []
         completion_tokens = reasoning_tokens = 0
         for index in range(count):
             text, finish = _apply_limits(answer(body, index), max_tokens, stop)
+            texts.append(text)
             completion_tokens += _count_tokens(text)
             if chat:
                 message: dict[str, Any] = {"role": "assistant", "content": text, "tool_calls": []}
@@ -562,6 +635,11 @@ class OpenAIServer:
                 )
             else:
                 choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": finish})
+        if isinstance(behaviour, NullMessage):
+            for entry in choices:
+                entry["message" if chat else "text"] = None
+        elif isinstance(behaviour, StringChoices):
+            choices = texts
         prompt_tokens = max(1, _count_tokens(prompt))
         completion_tokens += reasoning_tokens
         usage: dict[str, Any] = {
@@ -601,6 +679,12 @@ def _status_response(behaviour: Status) -> web.Response:
     return _json_response(body, behaviour.code, headers)
 
 
+def _echo_auth_response(code: int, authorization: str | None) -> web.Response:
+    err_type = _STATUS_TYPES.get(code, "InternalServerError")
+    message = f"invalid key {authorization}" if authorization else "invalid key: no Authorization header"
+    return _json_response(error_body(message, err_type, code), code)
+
+
 def _n_rejected() -> web.Response:
     return _json_response(error_body("n>1 is not supported by this model.", "BadRequestError", 400, "n"), 400)
 
@@ -617,6 +701,49 @@ def running_server(**kwargs: Any) -> Iterator[OpenAIServer]:
 
 # --- standalone process ----------------------------------------------------------------------------------
 
+_SIMPLE_BEHAVIOURS: dict[str, Behaviour] = {
+    "ok": Ok(),
+    "drop": Drop(),
+    "malformed": Malformed(),
+    "null-message": NullMessage(),
+    "string-choices": StringChoices(),
+    "hang": Hang(),
+    "reject-n": RejectN(),
+}
+
+
+def parse_behaviour(spec: str) -> Mode:
+    """A behaviour from its command-line spelling (see the module docstring), e.g. `echo-auth:401`."""
+    name, _, arg = spec.strip().partition(":")
+    name = name.lower()
+    try:
+        if name in _SIMPLE_BEHAVIOURS and not arg:
+            return _SIMPLE_BEHAVIOURS[name]
+        if name == "status":
+            return Status(int(arg))
+        if name == "echo-auth":
+            return EchoAuth(int(arg) if arg else 401)
+        if name == "delay":
+            return Delay(float(arg))
+        if name == "fewer-choices":
+            return FewerChoices(int(arg))
+        if name == "fail-after":
+            count, _, then = arg.partition(":")
+            behaviour = parse_behaviour(then) if then else Status(500)
+            if isinstance(behaviour, FailAfter):
+                raise ValueError("fail-after cannot nest")
+            return FailAfter(int(count), then=behaviour)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"bad behaviour {spec!r}: {err}") from None
+    raise argparse.ArgumentTypeError(f"unknown behaviour {spec!r}")
+
+
+def _models_behaviour(spec: str) -> Behaviour:
+    mode = parse_behaviour(spec)
+    if isinstance(mode, FailAfter):
+        raise argparse.ArgumentTypeError("--models-mode takes a plain behaviour, not fail-after")
+    return mode
+
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; write the bound port to --port-file when given."""
@@ -629,6 +756,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--max-n", type=int, default=None)
     parser.add_argument("--reasoning", action="store_true")
+    parser.add_argument("--mode", type=parse_behaviour, default=None, help="behaviour of completion requests")
+    parser.add_argument("--models-mode", type=_models_behaviour, default=None, help="behaviour of GET /v1/models")
     args = parser.parse_args(argv)
     server = OpenAIServer(
         args.model,
@@ -640,6 +769,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         record=False,
     )
+    server.set_mode(args.mode)
+    server.set_models_mode(args.models_mode)
 
     async def serve() -> None:
         await server._serve()

@@ -15,14 +15,19 @@ import pytest
 from tests.fakes.openai_server import (
     Delay,
     Drop,
+    EchoAuth,
     FailAfter,
     FewerChoices,
+    Hang,
     Malformed,
+    NullMessage,
     Ok,
     OpenAIServer,
     RejectN,
     Status,
+    StringChoices,
     default_answer,
+    parse_behaviour,
 )
 
 MCQ_PROMPT = "Which is a prime number?\nA. 4\nB. 6\nC. 7\nD. 9\nEnd your answer with 'The answer is (X)'."
@@ -274,6 +279,153 @@ def test_bench_fast_server_honours_n_and_counts(tmp_path: Path) -> None:
             assert stats["span_s"] > 0
             client.post("/_bench/reset")
             assert client.get("/_bench/stats").json()["requests"] == 0
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
+def test_null_message_and_string_choices(openai_server: OpenAIServer) -> None:
+    openai_server.enqueue(NullMessage(), StringChoices(), NullMessage(), StringChoices())
+    null = chat(openai_server, n=2)
+    assert null.status_code == 200
+    assert [c["message"] for c in null.json()["choices"]] == [None, None]
+    strings = chat(openai_server, MCQ_PROMPT, n=3).json()
+    assert len(strings["choices"]) == 3 and all(isinstance(c, str) for c in strings["choices"])
+    assert "The answer is (" in strings["choices"][0] and strings["usage"]["completion_tokens"] > 0
+    body = {"model": "test-model", "prompt": MATH_PROMPT}
+    completion = httpx.post(f"{openai_server.url}/completions", json=body, timeout=5).json()
+    assert completion["choices"][0]["text"] is None
+    strings = httpx.post(f"{openai_server.url}/completions", json=body, timeout=5).json()
+    assert isinstance(strings["choices"][0], str)
+    assert [r.behaviour for r in openai_server.completion_requests()] == [
+        "nullmessage", "stringchoices", "nullmessage", "stringchoices",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 500])
+def test_echo_auth_quotes_the_authorization_header(openai_server: OpenAIServer, code: int) -> None:
+    openai_server.set_mode(EchoAuth(code))
+    response = chat(openai_server, headers={"Authorization": "Bearer sk-echo-me"})
+    assert response.status_code == code
+    error = response.json()["error"]
+    assert "Bearer sk-echo-me" in error["message"] and error["code"] == code
+    assert "no Authorization header" in chat(openai_server).json()["error"]["message"]
+
+
+def test_echo_auth_passes_the_servers_own_key_check(openai_server: OpenAIServer) -> None:
+    openai_server.api_key = "sk-right"
+    openai_server.enqueue(EchoAuth(500))
+    response = chat(openai_server, headers={"Authorization": "Bearer sk-right"})
+    assert response.status_code == 500 and "Bearer sk-right" in response.json()["error"]["message"]
+
+
+def test_hang_never_answers_and_does_not_hold_up_stop() -> None:
+    server = OpenAIServer().start()
+    server.enqueue(Hang())
+    with pytest.raises(httpx.ReadTimeout):
+        chat_with_timeout(server, 0.3)
+    assert chat(server).status_code == 200  # only the queued request hangs
+    server.set_mode(FailAfter(0, then=Hang()))
+    outcome: list[BaseException | int] = []
+
+    def patient() -> None:
+        try:
+            outcome.append(chat_with_timeout(server, 30).status_code)
+        except httpx.HTTPError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=patient)
+    thread.start()
+    assert server.wait_for(lambda s: len(s.completion_requests()) == 3, timeout=5)
+    started = time.monotonic()
+    server.stop()
+    thread.join(5)
+    assert time.monotonic() - started < 3
+    assert not thread.is_alive() and len(outcome) == 1 and isinstance(outcome[0], httpx.RemoteProtocolError)
+    assert [r.status for r in server.all_requests()] == [None, 200, None]
+
+
+def chat_with_timeout(server: OpenAIServer, timeout: float) -> httpx.Response:
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
+    return httpx.post(f"{server.url}/chat/completions", json=body, timeout=timeout)
+
+
+def test_models_mode(openai_server: OpenAIServer) -> None:
+    url = f"{openai_server.url}/models"
+    openai_server.set_models_mode(Hang())
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(url, timeout=0.3)
+    assert chat(openai_server).status_code == 200  # completions are not affected
+    openai_server.set_models_mode(EchoAuth(401))
+    response = httpx.get(url, headers={"Authorization": "Bearer sk-m"}, timeout=5)
+    assert response.status_code == 401 and "Bearer sk-m" in response.json()["error"]["message"]
+    openai_server.set_models_mode(Status(503))
+    assert httpx.get(url, timeout=5).status_code == 503
+    openai_server.set_models_mode(Malformed())
+    with pytest.raises(ValueError):
+        httpx.get(url, timeout=5).json()
+    openai_server.set_models_mode(None)
+    assert httpx.get(url, timeout=5).json()["data"][0]["id"] == "test-model"
+    openai_server.set_models_mode(Hang())
+    openai_server.reset()
+    assert httpx.get(url, timeout=5).status_code == 200
+    assert [r.behaviour for r in openai_server.all_requests()] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("hang", Hang()),
+        ("null-message", NullMessage()),
+        ("string-choices", StringChoices()),
+        ("echo-auth:403", EchoAuth(403)),
+        ("echo-auth", EchoAuth(401)),
+        ("status:502", Status(502)),
+        ("delay:0.5", Delay(0.5)),
+        ("fewer-choices:2", FewerChoices(2)),
+        ("fail-after:3:hang", FailAfter(3, then=Hang())),
+        ("fail-after:2", FailAfter(2)),
+        ("DROP", Drop()),
+    ],
+)
+def test_parse_behaviour(spec: str, expected: object) -> None:
+    assert parse_behaviour(spec) == expected
+
+
+def test_standalone_process_takes_modes(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    script = Path(__file__).resolve().parents[1] / "fakes" / "openai_server.py"
+    argv = [sys.executable, str(script), "--port-file", str(port_file), "--mode", "echo-auth:403",
+            "--models-mode", "hang"]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "server did not write its port file"
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port_file.read_text()}/v1"
+        body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}]}
+        response = httpx.post(f"{url}/chat/completions", json=body, headers={"Authorization": "Bearer k9"}, timeout=5)
+        assert response.status_code == 403 and "Bearer k9" in response.json()["error"]["message"]
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{url}/models", timeout=0.3)
+        hung: list[BaseException] = []
+
+        def wait_for_models() -> None:
+            try:
+                httpx.get(f"{url}/models", timeout=30)
+            except httpx.HTTPError as err:
+                hung.append(err)
+
+        thread = threading.Thread(target=wait_for_models)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        process.terminate()
+        assert process.wait(10) == 0  # a hung request does not hold up shutdown
+        thread.join(5)
+        assert time.monotonic() - started < 5 and len(hung) == 1
     finally:
         process.terminate()
         assert process.wait(10) == 0
