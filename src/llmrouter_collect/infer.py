@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import time
 from collections import Counter
@@ -27,15 +25,20 @@ from .client import (
 )
 from .dataset import dataset_fingerprint, dataset_label, load_problems
 from .errors import ConfigError, EndpointError, StoreError
+from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
-from .records import RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso
+from .records import FIELD_LABELS, RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso, problem_signature
 from .settings import Settings
-from .store import FileState, ResultsWriter, compact, scan
+from .store import WRITABLE_HINT, FileState, ResultsWriter, compact, problem_differences, scan
 
 SYNC_INTERVAL_S = 5.0
 """Longest time a written line waits for its fsync when results trickle in slowly."""
 CLIENT_ERRORS_BEFORE_STOP = 10
 """A run whose first requests all fail with a client error (4xx) stops after this many: the settings are wrong."""
+META_RUNS_KEPT = 50
+"""How many runs the `.meta.json` history keeps (the first run of the file, and the latest ones)."""
+OUTAGE_KINDS = ("connection", "timeout")
+"""Failures after which the server is probed: if it does not answer, the run stops without using attempts."""
 
 
 @dataclass(slots=True)
@@ -48,6 +51,7 @@ class InferStats:
     skipped_exhausted: int = 0
     problems_done: int = 0
     problems_failed: int = 0
+    problems_exhausted: int = 0
     problems_not_asked: int = 0
     responses: int = 0
     requests: int = 0
@@ -63,6 +67,16 @@ class InferStats:
         """Problems of this run's plan that are over, well or not."""
         return self.problems_done + self.problems_failed + self.problems_not_asked
 
+    @property
+    def retryable(self) -> int:
+        """Problems left without their k responses that the same command, rerun, would ask again."""
+        return self.problems_failed - self.problems_exhausted + self.problems_not_asked
+
+    @property
+    def out_of_attempts(self) -> int:
+        """Problems that have used --max-attempts: skipped by this run, or failed by it for the last time."""
+        return self.skipped_exhausted + self.problems_exhausted
+
 
 @dataclass(slots=True)
 class InferSummary:
@@ -75,6 +89,7 @@ class InferSummary:
     torn_bytes_cut: int = 0
     stopped: StopReason | None = None
     n_fallback: bool = False
+    max_attempts: int = 0
 
     @property
     def left_failed(self) -> int:
@@ -99,13 +114,18 @@ class ProblemRun:
     prior_attempts: int
     next_index: int
     counted: bool = False
+    """A request of this problem failed in this run (not for want of a server): the run uses one attempt."""
     asked: bool = False
     outstanding: int = 0
     got: int = 0
 
     @property
     def attempts(self) -> int:
-        """The attempt count to write: this run counts once any request got past connecting."""
+        """The attempt count to write: earlier runs' count, plus one once a request failed in this run.
+
+        Successes never use an attempt, so an interrupted run costs nothing; lines written before a failure
+        carry the lower count, and readers take the highest count over a problem's lines.
+        """
         return self.prior_attempts + (1 if self.counted else 0)
 
 
@@ -278,6 +298,7 @@ class _Engine:
     async def run(self, runs: list[ProblemRun]) -> None:
         queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
         workers = self.settings.max_concurrent
+        queued = 0
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(self._worker(queue))
@@ -286,10 +307,13 @@ class _Engine:
                     break
                 jobs = self._split(problem_run.need)
                 problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
+                queued += 1
                 for n in jobs:
                     await queue.put((problem_run, n))
             for _ in range(workers):
                 await queue.put(None)
+        # A run that stopped (server gone, every request refused) never queued the rest: not asked either.
+        self.stats.problems_not_asked += len(runs) - queued
         await self.finish_sync()
 
     def _split(self, need: int) -> list[int]:
@@ -310,6 +334,8 @@ class _Engine:
                     self.stats.problems_done += 1
                 elif problem_run.asked:
                     self.stats.problems_failed += 1
+                    if problem_run.attempts >= self.settings.max_attempts:
+                        self.stats.problems_exhausted += 1
                 else:
                     self.stats.problems_not_asked += 1
 
@@ -344,7 +370,6 @@ class _Engine:
                     n,
                 )
                 return
-            problem_run.counted = True
             self._successes += 1
             responses = reply_responses(reply, problem_run.next_index, n)
             problem_run.next_index += len(responses)
@@ -358,8 +383,8 @@ class _Engine:
     async def _fail(self, problem_run: ProblemRun, failure: RequestFailed, remaining: int, n: int) -> None:
         self.stats.failed_requests += 1
         self.stats.errors_by_message[failure.message[:200]] += 1
-        if failure.kind == "connection" and not await self._server_answers():
-            # A server that cannot be reached does not use up the problem's attempts; stop asking.
+        if failure.kind in OUTAGE_KINDS and not await self._server_answers():
+            # A server that cannot be reached (or hangs) does not use up the problem's attempts; stop asking.
             if not self.stopped:
                 self.stopped = StopReason(
                     f"lost the server: {failure.message}",
@@ -377,16 +402,11 @@ class _Engine:
         self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
 
     async def _server_answers(self) -> bool:
-        """After a connection failure: is the server still there (it only dropped connections) or gone?"""
+        """After a connection failure or a timeout: is the server still there (it only dropped a connection, or
+        one request was slow) or gone (it refuses connections, or does not answer /models either)?"""
         if self.stopped:
             return False
-        try:
-            await self.client.list_models()
-        except RequestFailed as failure:
-            return failure.kind != "connection"
-        except EndpointError:
-            return True
-        return True
+        return await self.client.server_answers()  # one probe shared by the requests that failed together
 
     def _write(self, problem_run: ProblemRun, responses: list[dict[str, Any]]) -> None:
         now = now_iso()
@@ -420,15 +440,31 @@ class _Engine:
             await self._sync_task
 
 
-async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
+async def resolve_model(
+    client: OpenAIClient,
+    settings: Settings,
+    on_wait: Callable[[str], None] | None = None,
+    *,
+    notice_after: float = 2.0,
+) -> str:
     """Check that the server answers, and find the model: the one given, or a local server's only model.
 
+    Args:
+        on_wait: told once (a one-line message) when GET /models has not answered within `notice_after`
+            seconds, so the user knows what the run waits for (at most `client.models_timeout` seconds).
+
     Raises:
-        EndpointError: no server at the URL, a refused key, or a model the local server does not serve.
+        EndpointError: no server at the URL, a server that accepts connections but does not answer, a refused
+            key, or a model the local server does not serve.
     """
     base = client.base_url
+    probe = asyncio.ensure_future(client.model_entries())
     try:
-        entries = await client.model_entries()
+        if on_wait is not None:
+            done, _ = await asyncio.wait({probe}, timeout=notice_after)
+            if not done:
+                on_wait(f"waiting for {base} to answer GET /models (up to {client.models_timeout:g} s)")
+        entries = await probe
     except RequestFailed as failure:
         if failure.kind == "connection":
             hint = (
@@ -438,14 +474,23 @@ async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
                 else "check --api-base and your network"
             )
             raise EndpointError(f"no server answers at {base} ({failure.message})", hint=hint) from None
+        if failure.kind == "timeout":
+            raise EndpointError(
+                f"the server at {base} accepted the connection but did not answer GET /models "
+                f"within {client.models_timeout:g} s",
+                hint="is vLLM still loading the model, or stuck? `collect serve status` shows its state and log; "
+                "rerun once it answers (--connect-timeout bounds connecting, --request-timeout also bounds this wait)",
+            ) from None
         entries = []  # some OpenAI-compatible APIs have no /models; the first request will tell
+    finally:
+        probe.cancel()  # only does something when this coroutine itself is cancelled mid-wait
     served = [str(entry["id"]) for entry in entries]
     model: str | None = None
     if settings.model:
         if settings.api_mode == "local" and served and settings.model not in served:
             raise EndpointError(
                 f"model {settings.model!r} is not served at {base}",
-                hint=f"it serves: {', '.join(served)}; pass --model with one of these",
+                hint=f"it serves: {client.quote(', '.join(served[:20]), 300)}; pass --model with one of these",
             )
         model = settings.model
     elif settings.api_mode == "local" and len(served) == 1:
@@ -456,7 +501,7 @@ async def resolve_model(client: OpenAIClient, settings: Settings) -> str:
     if served:
         raise EndpointError(
             "no --model given and the server has several models",
-            hint=f"pass --model with one of: {', '.join(served[:20])}",
+            hint=f"pass --model with one of: {client.quote(', '.join(served[:20]), 300)}",
         )
     raise EndpointError("no --model given", hint="pass --model NAME or set COLLECT_MODEL")
 
@@ -473,29 +518,105 @@ def _check_context(model: str, entries: list[dict[str, Any]], max_tokens: int, b
         )
 
 
-def write_meta(path: Path, settings: Settings, identity: dict[str, Any], problems: list[Problem]) -> None:
-    """Write `<results>.meta.json`: effective settings (no secrets), versions, dataset fingerprint."""
+def changed_problems(problems: Iterable[Problem], state: FileState) -> list[Problem]:
+    """The problems whose fields (question, choices, answers, ...) differ from what the file holds (pure).
+
+    Compares the per-problem fingerprints `scan` took; a problem whose lines already disagree counts as
+    changed. Problems the file does not hold yet are not compared.
+    """
+    changed = []
+    for problem in problems:
+        known = state.problems.get(problem.unique_id)
+        if known is None or known.signature is None:
+            continue
+        mask, digest = known.signature
+        if known.mixed or problem_signature(problem.to_record_fields(), mask) != (mask, digest):
+            changed.append(problem)
+    return changed
+
+
+def dataset_changed_error(path: Path, changed: list[Problem], shown: int = 3) -> StoreError:
+    """The refusal to resume a file whose problems were edited in the dataset, naming ids and fields."""
+    first = changed[:shown]
+    fields = problem_differences(path, {p.unique_id: p.to_record_fields() for p in first})
+    examples = "; ".join(
+        f"{p.unique_id}: {', '.join(FIELD_LABELS.get(name, name) for name in fields[p.unique_id]) or 'lines disagree'}"
+        for p in first
+    )
+    more = f"; and {len(changed) - len(first)} more" if len(changed) > len(first) else ""
+    count = (
+        "1 problem of the dataset differs" if len(changed) == 1 else f"{len(changed)} problems of the dataset differ"
+    )
+    return StoreError(
+        f"{path}: {count} from the file's ({examples}{more}); new samples would be mixed "
+        "with answers to the old text",
+        hint="restore the dataset as it was to resume this file, or pass --output-file NEW.jsonl for a fresh file",
+    )
+
+
+def write_meta(
+    path: Path,
+    settings: Settings,
+    identity: dict[str, Any],
+    problems: list[Problem],
+    warn: Callable[[str], None] = lambda message: None,
+) -> None:
+    """Write `<results>.meta.json`: effective settings (no secrets), versions, dataset fingerprint, and the
+    history of the runs on this file (`runs`, kept from the earlier meta file; at most META_RUNS_KEPT)."""
+    meta_path = path.with_name(path.name + ".meta.json")
+    fingerprint = dataset_fingerprint(problems)
+    now = now_iso()
+    runs = _earlier_runs(meta_path, warn)
+    runs.append(
+        {
+            "started_at": now,
+            "collect_version": __version__,
+            "datasets": settings.dataset_names,
+            "num_problems": settings.num_problems,
+            "problems": len(problems),
+            "dataset_fingerprint": fingerprint,
+            "k_responses": settings.k_responses,
+            "max_attempts": settings.max_attempts,
+        }
+    )
+    if len(runs) > META_RUNS_KEPT:
+        runs = [runs[0], *runs[len(runs) - META_RUNS_KEPT + 1 :]]
     meta = {
         "schema_version": SCHEMA_VERSION,
         "collect_version": __version__,
-        "updated_at": now_iso(),
+        "updated_at": now,
         **identity,
         "api_base": settings.resolved_api_base,
         "k_responses": settings.k_responses,
         "datasets": settings.dataset_names,
         "num_problems": settings.num_problems,
-        "dataset_fingerprint": dataset_fingerprint(problems),
+        "dataset_fingerprint": fingerprint,
         "settings": settings.model_dump(mode="json", exclude={"api_key"}),
+        "runs": runs,
     }
-    meta_path = path.with_name(path.name + ".meta.json")
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
     try:
-        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
-        os.replace(tmp, meta_path)
+        atomic_write_bytes(meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {meta_path}: {err.strerror}") from None
+        raise StoreError(f"cannot write {meta_path}: {err.strerror}", hint=WRITABLE_HINT) from None
+
+
+def _earlier_runs(meta_path: Path, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The run history of an existing meta file; a meta file from before the history holds one run."""
+    try:
+        old = orjson.loads(meta_path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, orjson.JSONDecodeError) as err:
+        warn(f"{meta_path}: unreadable ({err}); its run history starts again")
+        return []
+    if not isinstance(old, dict):
+        warn(f"{meta_path}: not a meta file; its run history starts again")
+        return []
+    runs = old.get("runs")
+    if isinstance(runs, list):
+        return [run for run in runs if isinstance(run, dict)]
+    keys = ("collect_version", "datasets", "num_problems", "dataset_fingerprint", "k_responses")
+    return [{"started_at": old.get("updated_at"), **{key: old.get(key) for key in keys}}]
 
 
 async def run_infer(
@@ -545,7 +666,7 @@ async def run_infer(
         client = OpenAIClient(
             http, transport, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
         )
-        model = await resolve_model(client, settings)
+        model = await resolve_model(client, settings, on_wait=warn)
         params = GenerationParams(
             model=model,
             endpoint=settings.endpoint,
@@ -563,17 +684,21 @@ async def run_infer(
         }
         path = output_path(settings, model)
         on_output(path)
+        real = real_path(path)  # a symlink is followed: one lock, one file, and compaction keeps the link
         with ResultsWriter(path, sync_every=None) as writer:
             if writer.torn_bytes_cut:
                 warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
-            state = scan(path)
+            state = scan(real)
             mismatch = identity_mismatch(state.first_record, identity)
             if mismatch:
                 raise StoreError(
                     f"{path} was made with other settings — {mismatch}",
                     hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
                 )
-            write_meta(path, settings, identity, problems)
+            changed = changed_problems(problems, state)
+            if changed:
+                raise dataset_changed_error(path, changed)
+            write_meta(real, settings, identity, problems, warn)
             plan = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
             stats.to_do = len(plan.runs)
             stats.skipped_done = plan.skipped_done
@@ -595,11 +720,12 @@ async def run_infer(
                 stopped=engine.stopped,
                 n_fallback=not engine.n_supported,
                 torn_bytes_cut=writer.torn_bytes_cut,
+                max_attempts=settings.max_attempts,
             )
             writer.fsync()
             # Still under the lock: a run started meanwhile must not append to the file being replaced.
             try:
-                compact(path)
+                compact(real)
             except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
                 warn(f"{err.message} ({err.hint})")
     return summary

@@ -20,9 +20,12 @@ A Response is::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +41,12 @@ PROBLEM_FIELDS = (
     "dataset",
 )
 """Fields of a results record that describe the problem (copied from the dataset)."""
+
+COMPARED_PROBLEM_FIELDS = PROBLEM_FIELDS[1:]
+"""The problem fields a resumed run compares with the dataset (all but the key, `unique_id`)."""
+
+FIELD_LABELS = {"problem": "question"}
+"""Names the user knows a record field by, where the dataset names it differently."""
 
 RUN_FIELDS = ("model", "endpoint", "generation", "prompt_fingerprint")
 """Fields that must agree between a results file and a run that resumes it."""
@@ -81,6 +90,23 @@ class Problem:
             "category": self.category,
             "dataset": self.dataset,
         }
+
+
+def problem_signature(fields: Mapping[str, Any], mask: int | None = None) -> tuple[int, bytes]:
+    """A small fingerprint of a problem's text, for comparing a results file with a dataset in O(1) memory.
+
+    Returns (mask, digest): bit i of `mask` says that COMPARED_PROBLEM_FIELDS[i] is part of the digest. With
+    `mask` None, the fields present in `fields` are used (a record from an older version may lack some);
+    with a mask, exactly those fields (missing ones as null), so a dataset row is hashed like the record.
+    """
+    if mask is None:
+        mask = 0
+        for bit, name in enumerate(COMPARED_PROBLEM_FIELDS):
+            if name in fields:
+                mask |= 1 << bit
+    values = [fields.get(name) for bit, name in enumerate(COMPARED_PROBLEM_FIELDS) if mask >> bit & 1]
+    data = orjson.dumps(values, option=orjson.OPT_SORT_KEYS, default=str)
+    return mask, hashlib.blake2b(data, digest_size=12).digest()
 
 
 def choice_letter(index: int) -> str:

@@ -5,14 +5,17 @@ may then have several lines (top-ups, retries, n>1 fallbacks). Readers merge the
 of a run `compact` rewrites the file atomically to exactly one line per problem. Lines are written with a
 single `os.write` each, so `kill -9` loses only requests in flight; a torn last line (power loss, disk full)
 is skipped by readers and cut off by the next writer.
+
+A results path that is a symlink is followed: the lock, the appends and the compaction all go to the file it
+points to, and the link stays a link.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,20 +24,33 @@ from typing import Any, BinaryIO
 import orjson
 
 from .errors import StoreError
-from .records import is_good, merge_records
+from .fileio import atomic_open, real_path
+from .records import PROBLEM_FIELDS, is_good, merge_records, problem_signature
 
 _READ_CHUNK = 1 << 20
 
 
+WRITABLE_HINT = "pass --output-file (or --output-dir) somewhere writable"
+"""How to get past an output location that cannot be written."""
+
+_EDITED_HINT = "the file was edited or damaged; fix or delete that line (or pass --output-file NEW.jsonl)"
+
+
 @dataclass(slots=True)
 class ProblemState:
-    """What a results file says about one problem, for planning a resumed run."""
+    """What a results file says about one problem, for planning a resumed run.
+
+    `signature` is a small fingerprint of the problem's fields (question, choices, answers, ...) as first
+    written (see records.problem_signature); `mixed` says that later lines of the problem disagree with it.
+    """
 
     good: int = 0
     errors: int = 0
     attempts: int = 0
     k_requested: int = 0
     lines: int = 0
+    signature: tuple[int, bytes] | None = None
+    mixed: bool = False
 
 
 @dataclass(slots=True)
@@ -109,25 +125,82 @@ def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
             f"{path}, line {line_no}: not a results record (no unique_id)",
             hint="is this a results file written by `collect infer`?",
         )
+    problem = _type_problem(record)
+    if problem is not None:
+        raise StoreError(f"{path}, line {line_no}: {problem}", hint=_EDITED_HINT)
     return record
 
 
+def _type_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a record's fields that the store relies on, or None."""
+    uid = record["unique_id"]
+    if not isinstance(uid, str | int | float) or isinstance(uid, bool):
+        return f"`unique_id` is {_show(uid)}, not a string or a number"
+    for name in ("attempts", "k_requested"):
+        value = record.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"`{name}` is {_show(value)}, not a whole number"
+    model = record.get("model")
+    if model is not None and not isinstance(model, str):
+        return f"`model` is {_show(model)}, not a string"
+    responses = record.get("responses", [])
+    if not isinstance(responses, list):
+        return f"`responses` is {_show(responses)}, not a list"
+    for index, response in enumerate(responses):
+        if not isinstance(response, dict):
+            return f"`responses[{index}]` is {_show(response)}, not an object"
+    return None
+
+
+def _show(value: Any) -> str:
+    """A value and its JSON type, short, for an error message."""
+    kinds = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list",
+             dict: "an object", type(None): "null"}  # fmt: skip
+    text = orjson.dumps(value).decode()
+    if len(text) > 40:
+        text = text[:37] + "..."
+    kind = kinds.get(type(value), type(value).__name__)
+    return "null" if value is None else f"{kind} ({text})"
+
+
 def scan(path: Path, *, on_torn: Callable[[int], None] | None = None) -> FileState:
-    """Read a results file once and summarise each problem (good responses, errors, attempts)."""
+    """Read a results file once and summarise each problem (good responses, errors, attempts, a fingerprint
+    of its fields); memory holds a few numbers per problem, never texts."""
     state = FileState()
     for _, _, _, record in iter_lines(path, on_torn=on_torn):
         if state.first_record is None:
             state.first_record = {key: value for key, value in record.items() if key != "responses"}
-        problem = state.problems.setdefault(record["unique_id"], ProblemState())
+        problem = state.problems.setdefault(str(record["unique_id"]), ProblemState())
         problem.lines += 1
-        problem.attempts = max(problem.attempts, int(record.get("attempts", 0)))
-        problem.k_requested = max(problem.k_requested, int(record.get("k_requested", 0)))
+        problem.attempts = max(problem.attempts, record.get("attempts", 0))
+        problem.k_requested = max(problem.k_requested, record.get("k_requested", 0))
+        signature = problem_signature(record)
+        if problem.signature is None:
+            problem.signature = signature
+        elif signature != problem.signature:
+            problem.mixed = True
         for response in record.get("responses", []):
             if is_good(response):
                 problem.good += 1
             else:
                 problem.errors += 1
     return state
+
+
+def problem_differences(path: Path, expected: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """For the problems in `expected` (unique_id → the problem's record fields, from the dataset), the names
+    of the fields where some line of the file holds another value (streaming; for an error message)."""
+    found: dict[str, list[str]] = {}
+    for _, _, _, record in iter_lines(path):
+        uid = str(record["unique_id"])
+        wanted = expected.get(uid)
+        if wanted is None:
+            continue
+        names = found.setdefault(uid, [])
+        for name in PROBLEM_FIELDS[1:]:
+            if name in record and record[name] != wanted.get(name) and name not in names:
+                names.append(name)
+    return {uid: found.get(uid, []) for uid in expected}
 
 
 def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
@@ -161,30 +234,25 @@ def _is_compact(record: dict[str, Any]) -> bool:
 
 
 def compact(path: Path) -> bool:
-    """Rewrite the file with exactly one merged line per problem (atomic: temp file, fsync, rename).
+    """Rewrite the file with exactly one merged line per problem (atomic, through fileio: temp file, fsync,
+    rename; a symlink stays a link and the file it points to is rewritten).
 
     Returns True if the file was rewritten, False if it already had one line per problem. On failure
     (disk full) the original file is left as it was.
     """
+    real = real_path(path)
     counts: dict[tuple[str | None, str], int] = {}
     torn: list[int] = []
-    for _, _, _, record in iter_lines(path, on_torn=torn.append):
-        key = (record.get("model"), record["unique_id"])
+    for _, _, _, record in iter_lines(real, on_torn=torn.append):
+        key = (record.get("model"), str(record["unique_id"]))
         counts[key] = counts.get(key, 0) + 1
     if not torn and all(count == 1 for count in counts.values()):
         return False
-    tmp = path.with_name(path.name + ".compact.tmp")
     try:
-        with tmp.open("wb") as out:
-            for record in iter_records(path):
+        with atomic_open(real) as out:
+            for record in iter_records(real):
                 out.write(orjson.dumps(record) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StoreError(
             f"could not compact {path}: {err.strerror}",
             hint="the results are safe in the uncompacted file; free disk space and rerun to compact",
@@ -192,25 +260,17 @@ def compact(path: Path) -> bool:
     return True
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class ResultsWriter:
     """Appends records to a results file: one os.write per line, fsync every `sync_every` lines (never, when
     None: the caller then calls `fsync`, which may run in another thread).
 
-    Holds an exclusive lock (`<file>.lock`, flock) for its lifetime, so a second run on the same file refuses
-    to start; the lock goes with the process, even after kill -9.
+    Holds an exclusive lock (`<file>.lock` beside the real file, flock) for its lifetime, so a second run on
+    the same file (or on a symlink to it) refuses to start; the lock goes with the process, even after kill -9.
     """
 
     def __init__(self, path: Path, *, sync_every: int | None = 10) -> None:
         self.path = path
+        self.real = real_path(path)
         self.sync_every = max(1, sync_every) if sync_every is not None else None
         self._fd: int | None = None
         self._lock_fd: int | None = None
@@ -218,15 +278,19 @@ class ResultsWriter:
         self.torn_bytes_cut = 0
 
     def open(self) -> ResultsWriter:
-        """Lock the file, cut off a torn last line, and open it for appending."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = acquire_lock(self.path)
+        """Lock the file, cut off a torn last line, and open it for appending.
+
+        Raises:
+            StoreError: the location cannot be written (naming it), or another run holds the lock.
+        """
+        ensure_writable_location(self.path)
+        self._lock_fd = acquire_lock(self.real)
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            self.torn_bytes_cut = _cut_torn_tail(self._fd, self.path)
+            self._fd = os.open(self.real, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.torn_bytes_cut = _cut_torn_tail(self._fd, self.real)
         except OSError as err:
             self.close()
-            raise StoreError(f"cannot open {self.path} for writing: {err.strerror}") from None
+            raise StoreError(f"cannot open {self.path} for writing: {err.strerror}", hint=WRITABLE_HINT) from None
         return self
 
     def append(self, record: dict[str, Any]) -> None:
@@ -314,18 +378,43 @@ def _cut_torn_tail(fd: int, path: Path) -> int:
     return size
 
 
+def ensure_writable_location(path: Path) -> None:
+    """Create the directory of a results file (the real one, behind any symlink) or raise StoreError naming
+    the path: a parent that is a file, a read-only or foreign directory, a path that is a directory."""
+    real = real_path(path)
+    shown = str(path) if real == path else f"{path} (→ {real})"
+    if real.is_dir():
+        raise StoreError(f"the output file {shown} is a directory", hint="pass --output-file with a file name")
+    for ancestor in real.parents:  # the nearest one that exists must be a directory
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise StoreError(f"cannot write {shown}: {ancestor} is a file, not a directory", hint=WRITABLE_HINT)
+            break
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(
+            f"cannot create the directory {real.parent} for {shown}: {err.strerror}", hint=WRITABLE_HINT
+        ) from None
+    if not real.parent.is_dir():  # mkdir(exist_ok=True) accepts an existing name only if it is a directory
+        raise StoreError(f"cannot write {shown}: {real.parent} is not a directory", hint=WRITABLE_HINT)
+
+
 def lock_path(path: Path) -> Path:
-    """The lock file beside a results file."""
-    return path.with_name(path.name + ".lock")
+    """The lock file beside a results file (beside the real file, when `path` is a symlink)."""
+    real = real_path(path)
+    return real.with_name(real.name + ".lock")
 
 
 def acquire_lock(path: Path) -> int:
-    """Take the exclusive lock of a results file, or raise StoreError if another run holds it."""
+    """Take the exclusive lock of a results file, or raise StoreError if another run holds it (or the lock
+    file cannot be created). `path` and a symlink to it share one lock."""
     lock = lock_path(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise StoreError(f"cannot create the lock file {lock}: {err.strerror}", hint=WRITABLE_HINT) from None
+    if not _try_lock(fd):
         os.close(fd)
         holder = ""
         with contextlib.suppress(OSError, ValueError):
@@ -334,13 +423,49 @@ def acquire_lock(path: Path) -> int:
             f"another `collect infer` is writing {path}{holder}",
             hint="wait for it to finish, or pass --output-file to write elsewhere",
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    with contextlib.suppress(OSError):  # the pid is only a courtesy for the message above
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     return fd
 
 
 def release_lock(fd: int) -> None:
     """Release a lock taken by acquire_lock."""
     with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        _unlock(fd)
     os.close(fd)
+
+
+# The lock modules are imported where they are used, so importing the store works on every platform.
+if sys.platform == "win32":
+
+    def _try_lock(fd: int) -> bool:
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+
+    def _try_lock(fd: int) -> bool:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)

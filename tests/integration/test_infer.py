@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,6 +81,17 @@ def records(path: Path) -> dict[str, dict[str, Any]]:
     return {r["unique_id"]: r for r in iter_records(path)}
 
 
+def summary_counts(stderr: str) -> dict[str, int]:
+    """The problem counts of the closing summary line ("done 3 · already done 0 · failed 1 · ...")."""
+    line = next(line for line in stderr.splitlines() if line.startswith("done "))
+    counts = {}
+    for part in line.split(" · "):
+        match = re.fullmatch(r"([a-z ]+?) (\d+)", part.strip())
+        if match:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
 def good_texts(record: dict[str, Any]) -> list[str]:
     return [r["full_response"] for r in record["responses"] if r["error"] is None]
 
@@ -100,7 +112,8 @@ def test_k_samples_land_with_one_request_per_problem(
         assert [r["index"] for r in record["responses"]] == [0, 1, 2, 3]
         assert all(r["full_response"] and r["finish_reason"] == "stop" for r in record["responses"])
         assert all(r["obtained_via"] == "n=4" and r["usage"]["completion_tokens"] > 0 for r in record["responses"])
-        assert record["model"] == "test-model" and record["attempts"] == 1 and record["schema_version"] == 1
+        # A run in which no request failed uses no attempt.
+        assert record["model"] == "test-model" and record["attempts"] == 0 and record["schema_version"] == 1
         assert record["generation"]["stop"][:3] == ["<end_of_turn>", "<|im_end|>", "<|eot_id|>"]
     assert "done 6" in result.stderr
     # Running it again sends nothing.
@@ -233,16 +246,21 @@ def test_failed_problem_is_recorded_and_retried_until_max_attempts(
     args = infer_args(openai_server, dataset, out, "--max-retries", "1", "--max-attempts", "2", k=2)
     first = run_cli(args)
     assert first.returncode == 1 and "failed 2" in first.stderr
+    assert "rerun the same command to retry them" in first.stderr and "out of attempts" not in first.stderr
     got = records(out)
     for record in got.values():
         assert record["attempts"] == 1
         assert [r["error"]["status"] for r in record["responses"]] == [500, 500]
         assert all(r["full_response"] is None for r in record["responses"])
-    assert run_cli(args).returncode == 1
+    second = run_cli(args)  # the last attempt: a rerun would not retry them, so it must not say so
+    assert second.returncode == 1
     assert all(r["attempts"] == 2 for r in records(out).values())
+    assert "rerun the same command" not in second.stderr
+    assert "2 problems are out of attempts" in second.stderr and "--max-attempts 3" in second.stderr
     openai_server.reset()
     third = run_cli(args)  # attempts used up: nothing is asked
     assert third.returncode == 1 and "out of attempts 2" in third.stderr
+    assert "rerun the same command" not in third.stderr and "--max-attempts 3" in third.stderr
     assert openai_server.completion_requests() == []
 
 
@@ -257,7 +275,7 @@ def test_successful_retry_replaces_earlier_errors(
     assert run_cli(infer_args(openai_server, dataset, out, k=2)).returncode == 0
     for record in records(out).values():
         assert len(record["responses"]) == 2 and all(r["error"] is None for r in record["responses"])
-        assert record["attempts"] == 2
+        assert record["attempts"] == 1  # only the failed run used an attempt
     assert len(out.read_text().splitlines()) == 2
 
 
@@ -340,6 +358,8 @@ def test_server_going_away_does_not_use_attempts(
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "lost the server" in stderr and "rerun the same command" in stderr
+    summary = summary_counts(stderr)  # every problem is counted once: done, failed or not asked
+    assert sum(summary.get(key, 0) for key in ("done", "already done", "failed", "not asked")) == 10, stderr
     state = scan(out)
     assert 3 <= sum(1 for st in state.problems.values() if st.good == 3) < 10
     assert all(st.attempts == 0 for st in state.problems.values() if st.good == 0)

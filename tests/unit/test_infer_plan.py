@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
-from llmrouter_collect.infer import identity_mismatch, output_path, plan_runs, split_tokens
-from llmrouter_collect.records import Problem
+import orjson
+
+from llmrouter_collect.infer import (
+    META_RUNS_KEPT,
+    InferStats,
+    changed_problems,
+    identity_mismatch,
+    output_path,
+    plan_runs,
+    split_tokens,
+    write_meta,
+)
+from llmrouter_collect.records import Problem, problem_signature
 from llmrouter_collect.settings import load_settings
 from llmrouter_collect.store import FileState, ProblemState
 
@@ -72,3 +86,68 @@ def test_output_path_default_and_given(tmp_path: Path) -> None:
     assert output_path(load_settings(output_dir=tmp_path, output_file="sub/x.jsonl"), "m") == Path(
         "sub/x.jsonl"
     )
+
+
+def test_changed_problems_compares_the_fields_the_file_holds() -> None:
+    asked = Problem(unique_id="a", question="q", answer_correct="1", category="c", dataset="t")
+    record = asked.to_record_fields()
+    old_format = {key: value for key, value in record.items() if key not in ("dataset", "explanation_correct")}
+    state = FileState(
+        problems={
+            "a": ProblemState(good=1, lines=1, signature=problem_signature(record)),
+            "old": ProblemState(good=1, lines=1, signature=problem_signature(old_format)),
+            "mixed": ProblemState(good=1, lines=2, signature=problem_signature(record), mixed=True),
+        }
+    )
+    same = [asked, replace(asked, unique_id="old", dataset="renamed"), replace(asked, unique_id="new")]
+    assert changed_problems(same, state) == []  # `old` recorded no dataset, so a new label is no change
+    edited = [
+        replace(asked, answer_correct="2"),
+        replace(asked, unique_id="old", question="q?"),
+        replace(asked, unique_id="mixed"),
+    ]
+    assert [p.unique_id for p in changed_problems(edited, state)] == ["a", "old", "mixed"]
+
+
+def test_meta_keeps_a_bounded_history_of_runs(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    settings = load_settings(output_dir=tmp_path, k_responses=2)
+    identity = {"model": "m", "endpoint": "chat", "generation": {}, "prompt_fingerprint": "sha256:x"}
+    problems = [problem("a")]
+    meta_path = tmp_path / "r.jsonl.meta.json"
+    meta_path.write_text('{"updated_at": "2020-01-01", "k_responses": 1, "collect_version": "0.0.1"}')
+    for _ in range(META_RUNS_KEPT + 5):
+        write_meta(path, settings, identity, problems)
+    meta = orjson.loads(meta_path.read_bytes())
+    assert len(meta["runs"]) == META_RUNS_KEPT
+    assert meta["runs"][0] == {
+        "started_at": "2020-01-01",
+        "collect_version": "0.0.1",
+        "datasets": None,
+        "num_problems": None,
+        "dataset_fingerprint": None,
+        "k_responses": 1,
+    }
+    assert all(run["k_responses"] == 2 and run["problems"] == 1 for run in meta["runs"][1:])
+    assert meta["k_responses"] == 2 and "api_key" not in meta["settings"]
+    warnings: list[str] = []
+    meta_path.write_text("{not json")
+    write_meta(path, settings, identity, problems, warnings.append)
+    assert len(orjson.loads(meta_path.read_bytes())["runs"]) == 1 and "unreadable" in warnings[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl.meta.json"]
+
+
+def test_stats_split_failures_into_retryable_and_out_of_attempts() -> None:
+    stats = InferStats(problems_failed=5, problems_exhausted=2, problems_not_asked=1, skipped_exhausted=3)
+    assert stats.retryable == 4 and stats.out_of_attempts == 5
+
+
+def test_the_cli_does_not_load_the_engine_to_show_help() -> None:
+    code = (
+        "import sys, llmrouter_collect.cli\n"
+        "heavy = [m for m in ('llmrouter_collect.infer', 'datasets', 'aiohttp') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "llmrouter_collect.infer" not in result.stdout and "datasets" not in result.stdout

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +12,15 @@ import orjson
 import pytest
 
 from llmrouter_collect.errors import StoreError
-from llmrouter_collect.records import merge_records
-from llmrouter_collect.store import ResultsWriter, compact, iter_records, scan
+from llmrouter_collect.records import merge_records, problem_signature
+from llmrouter_collect.store import (
+    ResultsWriter,
+    compact,
+    iter_records,
+    lock_path,
+    problem_differences,
+    scan,
+)
 
 
 def fragment(
@@ -115,3 +125,116 @@ def test_compact_rewrites_to_one_line_per_problem(tmp_path: Path) -> None:
 def test_missing_file_reads_as_empty(tmp_path: Path) -> None:
     assert list(iter_records(tmp_path / "none.jsonl")) == []
     assert scan(tmp_path / "none.jsonl").problems == {}
+
+
+def test_a_symlink_shares_the_lock_of_its_target(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "real.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(Path("data") / "real.jsonl")  # dangling until the first write
+    first = ResultsWriter(real).open()
+    try:
+        with pytest.raises(StoreError, match="another `collect infer`"):
+            ResultsWriter(link).open()
+    finally:
+        first.close()
+    first = ResultsWriter(link).open()
+    try:
+        with pytest.raises(StoreError, match="another `collect infer`"):
+            ResultsWriter(real).open()
+    finally:
+        first.close()
+    assert lock_path(link) == real.with_name("real.jsonl.lock")
+    assert not (tmp_path / "link.jsonl.lock").exists()
+
+
+def test_compacting_through_a_symlink_rewrites_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real.name)
+    write(link, [fragment("a", ["1"]), fragment("b", ["2", "3"]), fragment("a", ["4"], start=1)])
+    assert link.read_bytes() != b"" and real.read_bytes().count(b"\n") == 3
+    before = list(iter_records(real))
+    assert compact(link) is True
+    assert link.is_symlink() and os.readlink(link) == "real.jsonl"
+    assert real.read_bytes().count(b"\n") == 2 and list(iter_records(link)) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real.jsonl", "real.jsonl.lock"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"responses": "text"}, "`responses` is a string"),
+        ({"responses": [{"index": 0}, "x"]}, r"`responses\[1\]` is a string"),
+        ({"attempts": "x"}, "`attempts` is a string"),
+        ({"attempts": True}, "`attempts` is a boolean"),
+        ({"k_requested": 1.5}, "`k_requested` is a number"),
+        ({"unique_id": {"a": 1}}, "`unique_id` is an object"),
+        ({"unique_id": None}, "`unique_id` is null"),
+        ({"model": ["m"]}, "`model` is a list"),
+    ],
+)
+def test_a_line_with_wrong_types_names_file_line_and_field(
+    tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
+    path = tmp_path / "r.jsonl"
+    bad = {**fragment("b", ["1"]), **change}
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in [fragment("a", ["1"]), bad, fragment("c", ["2"])]))
+    for read in (scan, lambda p: list(iter_records(p)), compact):
+        with pytest.raises(StoreError, match=rf"r\.jsonl, line 2: {field}") as caught:
+            read(path)
+        assert caught.value.hint and "line" in caught.value.hint
+
+
+def test_numeric_unique_ids_are_read_as_strings(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    write(path, [{**fragment("x", ["1"]), "unique_id": 7}, {**fragment("x", ["2"], start=1), "unique_id": "7"}])
+    assert list(scan(path).problems) == ["7"] and scan(path).problems["7"].good == 2
+    assert [r["unique_id"] for r in iter_records(path)] == [7]
+
+
+def test_scan_fingerprints_problem_fields_and_flags_lines_that_disagree(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    same = {"problem": "What is 1+1?", "answer_correct": "2", "choices": None}
+    write(
+        path,
+        [
+            {**fragment("a", ["1"]), **same},
+            {**fragment("a", ["2"], start=1), **same},
+            {**fragment("b", ["1"]), **same},
+            {**fragment("b", ["2"], start=1), **same, "answer_correct": "3"},
+            fragment("c", ["1"]),  # an old line without problem fields
+        ],
+    )
+    state = scan(path)
+    a, b, c = state.problems["a"], state.problems["b"], state.problems["c"]
+    assert a.signature is not None and not a.mixed
+    assert a.signature == problem_signature({"unique_id": "zz", **same, "category": "ignored"}, a.signature[0])
+    assert b.mixed and b.signature == a.signature
+    assert c.signature is not None and c.signature[0] == 0 and not c.mixed
+    differences = problem_differences(path, {"b": {**same, "answer_correct": "2"}, "zz": same})
+    assert differences == {"b": ["answer_correct"], "zz": []}
+
+
+def test_unwritable_locations_are_store_errors_naming_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    for target in (blocker / "r.jsonl", blocker / "sub" / "r.jsonl"):
+        with pytest.raises(StoreError, match=r"file\.txt is a file, not a directory") as caught:
+            ResultsWriter(target).open()
+        assert caught.value.hint and "--output-file" in caught.value.hint
+    with pytest.raises(StoreError, match="is a directory"):
+        ResultsWriter(tmp_path).open()
+    if Path("/proc/self").exists():
+        with pytest.raises(StoreError, match=r"/proc/r\.jsonl\.lock"):
+            ResultsWriter(Path("/proc/r.jsonl")).open()
+        with pytest.raises(StoreError, match="cannot create the directory /proc/nowhere"):
+            ResultsWriter(Path("/proc/nowhere/r.jsonl")).open()
+    assert blocker.read_text() == "x"
+
+
+def test_the_store_imports_without_fcntl(tmp_path: Path) -> None:
+    """`collect --help` must work where there is no fcntl (Windows): the store imports it only to lock."""
+    code = "import sys; sys.modules['fcntl'] = None; import llmrouter_collect.store, llmrouter_collect.cli; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -1,20 +1,25 @@
-"""`collect infer`: parse flags → Settings → run_infer with a live status line → summary and exit code."""
+"""`collect infer`: parse flags → Settings → run_infer with a live status line → summary and exit code.
+
+The engine (`..infer`, which loads httpx, aiohttp and datasets) and the settings (pydantic-settings) are
+imported inside the command, so that `collect --help` and the other commands start fast.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..console import LiveStatus, err_console, info, warn
 from ..errors import EndpointError
-from ..infer import InferStats, InferSummary, run_infer
-from ..settings import load_settings
 from . import app
 from ._common import run_or_exit
+
+if TYPE_CHECKING:
+    from ..infer import InferStats, InferSummary
 
 HUB_DATASETS = ("math500", "mmlu_pro")
 """Datasets loaded from the Hugging Face Hub (slow to fail without a network)."""
@@ -95,7 +100,12 @@ def infer(
     """Ask a model K times per problem and store every response as JSONL (resumable: rerun the same command).
 
     Example: collect infer --dataset sample --k 5 --api-base http://127.0.0.1:8000/v1
+
+    Ctrl-C, SIGTERM and SIGHUP stop it keeping every finished response (exit 130, 143, 129).
     """
+    from ..infer import InferStats, run_infer
+    from ..settings import load_settings
+
     settings = run_or_exit(
         lambda: load_settings(
             model=model,
@@ -133,6 +143,7 @@ def infer(
         summary = run_or_exit(
             lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}"))),
             interrupted="interrupted; every finished response is saved — rerun the same command to resume",
+            stop_signals=True,
         )
     print_summary(summary)
     if summary.stopped:
@@ -183,5 +194,17 @@ def print_summary(summary: InferSummary) -> None:
     if summary.n_fallback:
         warn("the server did not take n>1; samples were asked one by one")
     info(f"results: {summary.output_path}")
-    if stats.problems_failed and summary.stopped is None:
-        info("some problems failed: rerun the same command to retry them")
+    if stats.retryable and summary.stopped is None:
+        info(f"{_problems(stats.retryable)} left without k responses: rerun the same command to retry them")
+    if stats.out_of_attempts:
+        used = summary.max_attempts
+        info(
+            f"{_problems(stats.out_of_attempts, verb=True)} out of attempts (--max-attempts {used}, all used):"
+            f" rerun with a higher --max-attempts (e.g. --max-attempts {used + 1}) to try them again"
+        )
+
+
+def _problems(count: int, *, verb: bool = False) -> str:
+    if count == 1:
+        return "1 problem is" if verb else "1 problem"
+    return f"{count} problems are" if verb else f"{count} problems"
