@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -112,9 +114,42 @@ def _iter_handle(
         on_torn(line_no + 1)
 
 
+def loads_line(raw: bytes) -> Any:
+    """Parse one JSON line. A lone surrogate escape (`"\\ud800"`, as Python's json module writes unpaired
+    UTF-16 halves) is valid JSON that orjson refuses: such a line is read with the json module and each lone
+    surrogate becomes U+FFFD, so the record can be graded and written back as UTF-8.
+
+    Raises:
+        ValueError (orjson.JSONDecodeError): not valid JSON.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if b"\\u" not in raw:
+            raise
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise orjson.JSONDecodeError("not valid JSON", raw.decode("utf-8", "replace"), 0) from None
+        return _without_surrogates(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: what is left is a lone half
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    return value
+
+
 def _parse(path: Path, line_no: int, raw: bytes) -> dict[str, Any]:
     try:
-        record = orjson.loads(raw)
+        record = loads_line(raw)
     except orjson.JSONDecodeError:
         raise StoreError(
             f"{path}, line {line_no}: not valid JSON",
@@ -221,7 +256,7 @@ def iter_records(path: Path, *, on_torn: Callable[[int], None] | None = None) ->
             fragments = []
             for offset, length in spans:
                 handle.seek(offset)
-                fragments.append(orjson.loads(handle.read(length)))
+                fragments.append(loads_line(handle.read(length)))
             single = len(fragments) == 1 and _is_compact(fragments[0])
             yield fragments[0] if single else merge_records(fragments)
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,80 @@ def test_problems_with_fewer_responses_than_asked_are_pointed_out(tmp_path: Path
     complete = write_results(tmp_path / "complete.jsonl")
     result = runner.invoke(app, ["extract", "-i", str(complete)])
     assert "fewer responses than asked" not in result.stderr
+
+
+def _hostile_file(path: Path) -> tuple[Path, list[str]]:
+    """A results file of real-looking hostile responses (degenerate small models), one math and one MCQ problem."""
+    from tests.unit.test_extract_hostile import HOSTILE_TEXTS, NOT_STRINGS
+
+    texts = {name: text for name, text in HOSTILE_TEXTS.items() if "surrogate" not in name}
+    texts["NUL bytes"] = "x\x00\x00 so \\boxed{4\x00}\x00"
+    names = [*texts, *(f"text is {name}" for name in NOT_STRINGS)]
+    math = results_record("m1", "algebra", [*texts.values(), *(["x"] * len(NOT_STRINGS))], mcq=False)
+    math["answer_correct"] = "42"
+    for response, value in zip(math["responses"][len(texts):], NOT_STRINGS.values(), strict=True):
+        response["full_response"] = value
+    mcq = results_record("p1", "physics", list(texts.values()))
+    path.write_text(json.dumps(math) + "\n" + json.dumps(mcq) + "\n", encoding="utf-8")
+    return path, names
+
+
+def test_hostile_responses_never_stop_the_file(tmp_path: Path) -> None:
+    source, names = _hostile_file(tmp_path / "degenerate.jsonl")
+    started = time.monotonic()
+    result = runner.invoke(app, ["extract", "-i", str(source), "--workers", "2", "--grade-timeout", "2"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    math, mcq = [json.loads(line) for line in (tmp_path / "degenerate.graded.jsonl").read_text().splitlines()]
+    by_name = dict(zip(names, math["responses"], strict=False))
+    assert len(math["responses"]) == len(names) and len(mcq["responses"]) == len(names) - 4
+    for response in math["responses"] + mcq["responses"]:
+        assert response["outcome"] in ("correct", "wrong", "unparsed"), response.get("extraction_rule")
+    assert by_name["4301 nines boxed"]["outcome"] == "wrong"
+    assert by_name["4301 nines boxed"]["extracted_answer"] == "9" * 4301
+    assert by_name["1 MB response"]["outcome"] == "correct"
+    assert by_name["exponent tower"]["outcome"] == "wrong"  # unproven (a time-out) or disproven, never a crash
+    assert by_name["NUL bytes"]["extracted_answer"] == "4\x00"
+    assert {by_name[f"text is {name}"]["outcome"] for name in ("null", "a number", "a list")} == {"unparsed"}
+    assert "accuracy" in result.stdout
+    assert elapsed < 90  # every response within the grade timeout; the time-outs run in parallel
+
+
+def test_a_lone_surrogate_in_a_response_does_not_stop_the_file(tmp_path: Path) -> None:
+    record = results_record("p1", "physics", ["The answer is (C). \ud800", "Answer: C"])
+    source = tmp_path / "surrogate.jsonl"
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")  # json writes "\ud800" as an escape
+    result = runner.invoke(app, ["extract", "-i", str(source)])
+    assert result.exit_code == 0, result.output
+    graded = json.loads((tmp_path / "surrogate.graded.jsonl").read_text())
+    assert [r["outcome"] for r in graded["responses"]] == ["correct", "correct"]
+
+
+def test_a_response_the_grader_cannot_finish_in_time_is_unparsed_and_counted_not_wrong(tmp_path: Path) -> None:
+    """The safety net in the worker pool: extraction past --grade-timeout gives outcome unparsed, rule
+    grader_error, a warning in the summary, and the other problems of the file are graded as usual."""
+    slow = "So the answer is " + "9" * 100_000 + "."  # ~0.1-0.3 s of regex work, far over 0.01 s
+    record = results_record("m1", "algebra", [slow, slow], mcq=False)
+    source = tmp_path / "slow.jsonl"
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["extract", "-i", str(source), "--workers", "1", "--grade-timeout", "0.01"])
+    assert result.exit_code == 0, result.output
+    graded = json.loads((tmp_path / "slow.graded.jsonl").read_text())
+    assert [(r["outcome"], r["extraction_rule"], r["is_correct"]) for r in graded["responses"]] == [
+        ("unparsed", "grader_error", False)
+    ] * 2
+    assert "the grader failed on 2 response(s)" in " ".join(result.stderr.split())
+    assert "unparsed 2" in result.stdout
+
+
+def test_the_command_line_loads_no_grader_report_or_settings_module_until_a_command_runs() -> None:
+    """`collect --help` stays fast: the extract and report commands import their heavy modules when they run."""
+    code = (
+        "import sys, llmrouter_collect.cli\n"
+        "heavy = ('llmrouter_collect.extract', 'llmrouter_collect.report', 'llmrouter_collect.settings',\n"
+        "         'pydantic_settings', 'numpy', 'pyarrow', 'matplotlib', 'sympy', 'math_verify')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -229,3 +229,20 @@ def test_format_and_group_names_are_case_insensitive(graded_dir: Path) -> None:
     result = runner.invoke(app, ["report", str(graded_dir), "-f", "md"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("### ")
+
+
+def test_a_split_too_small_to_mean_anything_is_flagged_in_the_table_and_the_export(
+    graded_dir: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "router_data"
+    result = runner.invoke(app, ["report", str(graded_dir), "--export", str(export)])
+    assert result.exit_code == 0, result.output
+    table = " ".join(result.stdout.split())
+    assert "warning: the " in table and "split has only" in table and "of 4 problems" in table
+    stderr = " ".join(result.stderr.split())
+    assert "--export: the " in stderr and "split has only" in stderr
+    assert sorted(path.name for path in export.iterdir()) == [  # no temp file left beside the exports
+        "long.jsonl", "long.parquet", "wide.csv", "wide.jsonl", "wide.parquet"
+    ]
+    markdown = runner.invoke(app, ["report", str(graded_dir), "--format", "markdown"])
+    assert "split has only" in markdown.stdout

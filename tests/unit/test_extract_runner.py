@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +222,55 @@ def test_a_directory_of_graded_outputs_only_says_so(tmp_path: Path) -> None:
     with pytest.raises(GradeError, match=r"only 1 graded output\(s\)") as info:
         plan(tmp_path, None)
     assert "graded again when named" in str(info.value.hint)
+
+
+def test_a_symlink_planted_at_the_old_predictable_temp_name_is_never_followed(tmp_path: Path) -> None:
+    """The temp file was `.X.graded.jsonl.<pid>.tmp`; a link planted there redirected the write. Now the temp name
+    is fresh (fileio.atomic_open)."""
+    source = write(tmp_path / "run.jsonl", [mcq_record("q1", ["The answer is (A)."])])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / f".run.graded.jsonl.{os.getpid()}.tmp").symlink_to(victim)
+    summary = grade_file(source, tmp_path / "run.graded.jsonl", workers=1)
+    assert victim.read_text() == "keep me"
+    assert [r["outcome"] for r in read(summary.output)[0]["responses"]] == ["correct"]
+
+
+def test_a_failed_grading_leaves_the_earlier_output_and_no_temp_file(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [mcq_record("q1", ["The answer is (A)."])])
+    target = tmp_path / "run.graded.jsonl"
+    grade_file(source, target, workers=1)
+    before = target.read_bytes()
+    write(source, [], tail="\n\n")  # no complete record: an error, nothing written
+    with pytest.raises(GradeError, match="no complete results record"):
+        grade_file(source, target, workers=1)
+    assert target.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.graded.jsonl", "run.jsonl"]
+
+
+def _children() -> list[int]:
+    pids: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in (task / "children").read_text().split()]
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
+def test_a_worker_killed_mid_file_costs_no_grade(tmp_path: Path) -> None:
+    """As the OOM killer would: the batch it held is split and graded again; nothing is lost or marked failed."""
+    texts = ["The answer is (A).", "The answer is (B).", "no idea"] * 400  # 1,200 responses: a batch per record
+    source = write(tmp_path / "run.jsonl", [mcq_record(f"q{i}", texts) for i in range(4)])
+    killed: list[int] = []
+
+    def kill_workers(records: int) -> None:
+        if records == 1:
+            for pid in _children():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+    summary = grade_file(source, tmp_path / "out.jsonl", workers=1, on_record=kill_workers)
+    assert killed
+    assert summary.records == 4 and summary.grader_errors == 0
+    assert summary.counts == {"correct": 1600, "wrong": 1600, "unparsed": 1600}

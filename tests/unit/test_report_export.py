@@ -309,3 +309,26 @@ def test_cost_plot_tick_labels_are_distinct_when_models_sit_close(graded_dir: Pa
         lo, hi = axes.get_xlim()
         texts = [label.get_text() for label in axes.get_xticklabels() if lo <= label.get_position()[0] <= hi]
         assert len(texts) >= 2 and len(set(texts)) == len(texts), texts
+
+
+def test_a_symlink_planted_at_the_old_predictable_temp_names_is_never_followed(
+    graded_dir: Path, tmp_path: Path
+) -> None:
+    """Temp files were `.NAME.tmp-<pid>`: anyone able to write the directory could plant a link there and have
+    the export (or a plot) overwrite the file it points at. Now the temp names are fresh (fileio.atomic_path)."""
+    import os
+
+    out, plots = tmp_path / "export", tmp_path / "plots"
+    out.mkdir()
+    plots.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    names = [f"{stem}.{ext}" for stem in ("long", "wide") for ext in ("parquet", "jsonl")] + ["wide.csv"]
+    for name in names:
+        (out / f".{name}.tmp-{os.getpid()}").symlink_to(victim)
+    for name in ("accuracy_by_category.png", "pass_at_k.png", "accuracy_vs_cost.png"):
+        (plots / f".{name}.tmp-{os.getpid()}").symlink_to(victim)
+    result = run_report([graded_dir], export_dir=out, plots_dir=plots, price_flags=["small=1,2", "org/large-1.5=3,4"])
+    assert victim.read_text() == "keep me"
+    assert len(result.written) == 8
+    assert all(path.stat().st_size > 0 and not path.is_symlink() for path in result.written)

@@ -131,11 +131,10 @@ def test_pareto_front() -> None:
 
 
 def test_assign_split_is_stable_and_near_the_fraction() -> None:
-    # fixed values: the split must never change between versions, or train/test would leak
+    # fixed values: the split must never change between versions, or train/test would leak (changed once, on
+    # purpose, to the salted hash; see test_report_split.py)
     assert assign_split("test/algebra/1098.json") == assign_split("test/algebra/1098.json")
-    assert [assign_split(f"mmlu_pro/test/{i}") for i in range(12)] == (
-        ["test", "train", "train", "test"] + ["train"] * 5 + ["test", "train", "train"]
-    )
+    assert [assign_split(f"mmlu_pro/test/{i}") for i in range(12)] == ["test"] * 6 + ["train"] * 5 + ["test"]
     shares = [assign_split(f"p/{i}", 0.2) == "test" for i in range(5000)]
     assert math.isclose(sum(shares) / len(shares), 0.2, abs_tol=0.02)
     assert assign_split("anything", 0.0) == "train"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from llmrouter_collect.store import (
     ResultsWriter,
     compact,
     iter_records,
+    loads_line,
     lock_path,
     problem_differences,
     scan,
@@ -238,3 +240,15 @@ def test_the_store_imports_without_fcntl(tmp_path: Path) -> None:
     code = "import sys; sys.modules['fcntl'] = None; import llmrouter_collect.store, llmrouter_collect.cli; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_lone_surrogate_escape_is_read_as_the_replacement_character(tmp_path: Path) -> None:
+    """Python's json module writes an unpaired UTF-16 half as an escape that orjson refuses."""
+    path = tmp_path / "r.jsonl"
+    record = {"unique_id": "p1", "responses": [{"index": 0, "full_response": "x \ud800 \U0001f600", "error": None}]}
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    [read] = list(iter_records(path))
+    assert read["responses"][0]["full_response"] == "x \ufffd \U0001f600"
+    assert loads_line(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a valid pair stays one character
+    with pytest.raises(orjson.JSONDecodeError):
+        loads_line(b'{"a": "\\ud800"')

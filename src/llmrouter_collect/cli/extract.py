@@ -5,21 +5,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 
 from ..console import LiveStatus, err_console, info, out_console, warn
 from ..console import print_error as print_collect_error
-from ..extract import OUTCOMES
-from ..extract.runner import FileFailure, FileSummary, grade_path, ratio
-from ..settings import load_settings
 from . import app
 from ._common import run_or_exit
+
+if TYPE_CHECKING:
+    from ..extract.runner import FileSummary
+
+# The grader (regexes, the worker pool) and the settings (pydantic-settings) are imported when the command runs,
+# so `collect --help` does not pay for them.
 
 
 @app.command(no_args_is_help=True)
@@ -55,6 +55,9 @@ def extract(
 
     Example: collect extract -i inference_results/model_math500.jsonl --by-category
     """
+    from ..extract.runner import FileFailure, grade_path
+    from ..settings import load_settings
+
     settings = run_or_exit(lambda: load_settings(workers=workers, grade_timeout=grade_timeout))
 
     progress = _Progress()
@@ -107,6 +110,13 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -> None:
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    from ..extract import GRADER_ERROR, OUTCOMES
+    from ..extract.runner import ratio
+
     if summary.torn_line is not None:
         warn(f"{summary.input}: line {summary.torn_line} is incomplete (a run still writing?); it was left out")
     if summary.short:
@@ -118,6 +128,11 @@ def _print_summary(summary: FileSummary, *, by_category: bool, timeout: float) -
         warn(
             f"{summary.timeouts} math check(s) exceeded the {timeout:g}s limit and were graded wrong "
             "(raise --grade-timeout to retry them)"
+        )
+    if summary.grader_errors:
+        warn(
+            f"{summary.input}: the grader failed on {summary.grader_errors} response(s) (an error, or extraction past "
+            f"--grade-timeout); they are graded unparsed with extraction_rule {GRADER_ERROR}, never wrong"
         )
     counts = summary.counts
     answered = counts["correct"] + counts["wrong"]

@@ -10,11 +10,14 @@ from .math import Found, answers_equal, extract_math_answer, quick_equal
 from .mcq import extract_choice, gold_letter
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.2"
+EXTRACTOR_VERSION = "1.3"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "unparsed", "truncated", "error")
+GRADER_ERROR = "grader_error"
+"""`extraction_rule` of a response the grader itself failed on (an exception, or extraction running out of time,
+or a symbolic check that raised): its outcome is `unparsed`, never `wrong`, and `collect extract` counts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +26,10 @@ class Verdict:
 
     Attributes:
         extracted_answer: the final answer found (MCQ: a letter), or None.
-        outcome: correct, wrong, unparsed (no final answer), truncated (cut at the token limit with no final
-            answer) or error (the request failed).
-        extraction_rule: the rule that found the answer (or that made it unreadable, e.g. `several_answers`).
+        outcome: correct, wrong, unparsed (no final answer, or the grader failed on it), truncated (cut at the
+            token limit with no final answer) or error (the request failed).
+        extraction_rule: the rule that found the answer (or that made it unreadable, e.g. `several_answers`, or
+            `grader_error` when the grader itself failed on the response).
         check_timed_out: the symbolic equivalence check ran out of time (graded wrong, but unproven).
     """
 
@@ -102,12 +106,14 @@ def failed(response: dict[str, Any]) -> bool:
     return not isinstance(response.get("full_response"), str) and not response.get("finish_reason")
 
 
-def prepare(task: Task, response: dict[str, Any]) -> Verdict | Found:
+def prepare(task: Task, response: Any) -> Verdict | Found:
     """Grade a response as far as possible without symbolic math.
 
     Returns a Verdict, or — for a math answer that needs a symbolic comparison — the Found answer, to be
     compared with `task.gold` (by `math.symbolic_equal`, with a time limit).
     """
+    if not isinstance(response, dict):  # null, a number or a list where a response object belongs
+        return grader_failure()
     if failed(response):
         return Verdict(None, "error", None)
     cut = response.get("finish_reason") == "length"
@@ -132,27 +138,47 @@ def prepare(task: Task, response: dict[str, Any]) -> Verdict | Found:
     return Verdict(found.answer, "correct" if quick else "wrong", found.rule)
 
 
+def grader_failure() -> Verdict:
+    """The verdict of a response the grader could not grade: unparsed, rule `grader_error` (never wrong)."""
+    return Verdict(None, "unparsed", GRADER_ERROR)
+
+
+def prepare_safely(task: Task, response: Any) -> Verdict | Found:
+    """`prepare`, but an unexpected exception on this one response gives `grader_failure()` instead of
+    stopping the file: one strange response never costs the others their grades."""
+    try:
+        return prepare(task, response)
+    except Exception:  # a grader bug on one response is data (counted and reported), not a crash of the run
+        return grader_failure()
+
+
 def grade_response(record: dict[str, Any], response: dict[str, Any]) -> Verdict:
     """Grade one response of a results record, in this process and without a time limit.
 
     For whole files use `runner.grade_file`, which runs symbolic checks in worker processes with a hard time
-    limit and caches repeated (answer, reference) pairs.
+    limit and caches repeated (answer, reference) pairs. A grader exception gives `grader_failure()`.
     """
     task = task_of(record)
-    result = prepare(task, response)
+    result = prepare_safely(task, response)
     if isinstance(result, Verdict):
         return result
-    equal = answers_equal(result.answer, task.gold)
+    try:
+        equal = answers_equal(result.answer, task.gold)
+    except Exception:
+        return grader_failure()
     return Verdict(result.answer, "correct" if equal else "wrong", result.rule)
 
 
 __all__ = [
     "EXTRACTOR_VERSION",
+    "GRADER_ERROR",
     "OUTCOMES",
     "Outcome",
     "Task",
     "Verdict",
     "grade_response",
+    "grader_failure",
     "prepare",
+    "prepare_safely",
     "task_of",
 ]

@@ -102,20 +102,26 @@ def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return match
 
 
-def _braced(text: str, start: int) -> tuple[str, int] | None:
-    """The content of the {...} group opening at `start` (nested braces), and the index after it."""
-    depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char == "\\":
+_BRACE = re.compile(r"[{}]")
+
+
+def _brace_pairs(text: str, start: int = 0) -> dict[int, int]:
+    """Index of each `{` from `start` on → index of its matching `}` (braces after a backslash do not count).
+
+    One pass, not one scan per `\\boxed`: a degenerate response of thousands of nested or unclosed boxes stays
+    linear. Braces before `start` cannot change the match of one after it, so the scan starts there.
+    """
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    for match in _BRACE.finditer(text, start):
+        index = match.start()
+        if index > 0 and text[index - 1] == "\\":
             continue
-        if char == "{" and (index == 0 or text[index - 1] != "\\"):
-            depth += 1
-        elif char == "}" and text[index - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : index], index + 1
-    return None
+        if match.group() == "{":
+            opened.append(index)
+        elif opened:
+            pairs[opened.pop()] = index
+    return pairs
 
 
 def _unclosed_box(text: str) -> bool:
@@ -124,37 +130,43 @@ def _unclosed_box(text: str) -> bool:
     if match is None:
         return False
     start = text.find("{", match.end())
-    return start >= 0 and _braced(text, start) is None
+    return start >= 0 and start not in _brace_pairs(text, start)
 
 
 def _last_boxed(text: str) -> tuple[int, Found] | None:
-    boxes: list[tuple[int, int, str]] = []
+    boxes: list[tuple[int, int, int, int]] = []  # (box start, box end, content start, content end)
+    pairs: dict[int, int] | None = None
     for match in _BOX.finditer(text):
         position = match.end()
         while position < len(text) and text[position] in " \t":
             position += 1
         if position < len(text) and text[position] == "{":
-            braced = _braced(text, position)
-            if braced is None:
+            if pairs is None:
+                pairs = _brace_pairs(text, position)  # the first box: no later one needs a brace before it
+            close = pairs.get(position)
+            if close is None:
                 continue  # unclosed: cut off by the token limit
-            content, end = braced
+            boxes.append((match.start(), close + 1, position + 1, close))
         else:  # "\boxed 5"
-            bare = re.match(r"[^\s$.,]+", text[position:])
+            bare = re.match(r"[^\s$.,]+", text[position : position + MAX_SCAN_CHARS])
             if not bare:
                 continue
-            content, end = bare.group(0), position + bare.end()
-        boxes.append((match.start(), end, content.strip()))
+            boxes.append((match.start(), position + bare.end(), position, position + bare.end()))
     if not boxes:
         return None
-    # Several boxes in one closing sentence ("\boxed{2} and \boxed{5}") are one answer: a list.
+    # Several boxes in one closing sentence ("\boxed{2} and \boxed{5}") are one answer: a list. A box inside
+    # another one (a degenerate "\boxed{\boxed{…}}") ends the list.
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
+        if box[1] > group[0][0]:
+            break
         between = _SEPARATOR_NOISE.sub(" ", text[box[1] : group[0][0]])
         if re.fullmatch(r"[\s,;]*(?:and|or|,)?[\s,;]*", between):
             group.insert(0, box)
         else:
             break
-    contents = list(dict.fromkeys(content for _, _, content in group if content))  # a repeated box once
+    # A repeated box counts once.
+    contents = list(dict.fromkeys(text[start:end].strip() for _, _, start, end in group if text[start:end].strip()))
     if not contents:
         return None
     return group[0][0], Found(", ".join(contents), "boxed")
@@ -310,28 +322,71 @@ _PLAIN_FRACTION = re.compile(r"(?P<sign>[-+]?)\s*\\frac\s*\{\s*(?P<n>\d+)\s*\}\s
                              r"(?P<sign2>[-+]?)(?P<n2>\d+)\s*/\s*(?P<d2>\d+)")
 
 
-def _as_number(text: str) -> Fraction | None:
+SIGNIFICANT_DIGITS = 40
+"""Digits of a written number that are compared; the rest cannot move it by one part in a million (the
+tolerance), and a number of thousands of digits (a degenerate response) is never turned into a Python int."""
+_MAX_EXPONENT_DIGITS = 12
+"""A written exponent longer than this (`1e` followed by a screenful of digits) is not read as a number."""
+_MAX_SHIFT = 100
+"""Numbers more than this many powers of ten apart (after their leading digits) are never close."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Number:
+    """`mantissa × 10**exponent`: a written number without materialising huge integers."""
+
+    mantissa: Fraction
+    exponent: int
+
+
+def _digits(text: str, exponent: int = 0) -> tuple[int, int]:
+    """The leading SIGNIFICANT_DIGITS of a digit string as an int, and the power of ten it is scaled by."""
+    digits = text.lstrip("0")
+    extra = max(0, len(digits) - SIGNIFICANT_DIGITS)
+    return int(digits[:SIGNIFICANT_DIGITS] or "0"), exponent + extra
+
+
+_NUMBER_PARTS = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[-+]?\d+))?")
+
+
+def _as_number(text: str) -> _Number | None:
+    """A plain number or fraction of digits, exact up to SIGNIFICANT_DIGITS digits (any length is safe)."""
     compact = text.replace(" ", "")
     if _PLAIN_NUMBER.fullmatch(compact):
-        return Fraction(compact)
+        parts = _NUMBER_PARTS.fullmatch(compact)
+        assert parts is not None
+        written_exponent = parts.group("exp") or "0"
+        if len(written_exponent.lstrip("+-").lstrip("0")) > _MAX_EXPONENT_DIGITS:
+            return None
+        fraction = parts.group("frac") or ""
+        value, exponent = _digits(parts.group("int") + fraction, int(written_exponent) - len(fraction))
+        sign = -1 if parts.group("sign") == "-" else 1
+        return _Number(Fraction(sign * value), exponent)
     match = _PLAIN_FRACTION.fullmatch(compact)
     if match:
-        numerator = int(match.group("n") or match.group("n2"))
-        denominator = int(match.group("d") or match.group("d2"))
+        numerator, top = _digits(match.group("n") or match.group("n2"))
+        denominator, bottom = _digits(match.group("d") or match.group("d2"))
         if denominator == 0:
             return None
         sign = -1 if (match.group("sign") or match.group("sign2")) == "-" else 1
-        return sign * Fraction(numerator, denominator)
+        return _Number(sign * Fraction(numerator, denominator), top - bottom)
     return None
 
 
-def _values(number: Fraction, percent: bool) -> set[Fraction]:
-    return {number, number / 100} if percent else {number}
+def _values(number: _Number, percent: bool) -> set[_Number]:
+    return {number, _Number(number.mantissa, number.exponent - 2)} if percent else {number}
 
 
-def _close(pred: Fraction, gold: Fraction) -> bool:
+def _close(pred: _Number, gold: _Number) -> bool:
     """Equal, or a decimal within one part in a million of the reference (0.3333333 for 1/3, not 0.333)."""
-    return pred == gold or abs(pred - gold) <= abs(gold) * RELATIVE_TOLERANCE
+    if gold.mantissa == 0 or pred.mantissa == 0:
+        return pred.mantissa == gold.mantissa
+    shift = pred.exponent - gold.exponent
+    if abs(shift) > _MAX_SHIFT:  # mantissas stay within 10**±41, so the two are orders of magnitude apart
+        return False
+    scale = Fraction(10) ** shift
+    p, g = pred.mantissa * scale, gold.mantissa
+    return p == g or abs(p - g) <= abs(g) * RELATIVE_TOLERANCE
 
 
 def _string_key(text: str) -> str:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
-Result = bool | Literal["timeout"]
-"""The result of one symbolic check: equal, not equal, or out of time."""
+Result = bool | Literal["timeout", "error"]
+"""The result of one symbolic check: equal, not equal, out of time, or failed (the checker raised)."""
 
 _GRACE = 1.0
 """Seconds a worker gets past its soft limit (a signal) before it is killed (a check stuck in C code)."""
 BATCH_DEADLINE = 300.0
-"""Seconds one extraction batch may take (regex work on a few hundred records; never reached in practice)."""
+"""Seconds one extraction batch may take at most (regex work on a few hundred records; never reached in practice).
+A smaller batch gets less: the per-response limit times its responses, plus a grace second."""
 
 
 class _SoftTimeout(BaseException):
@@ -43,18 +44,31 @@ def _verify(pred: str, gold: str, seconds: float) -> Result:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _SoftTimeout:
         return "timeout"
-    except Exception:  # a checker bug on a strange answer is "not equal", never a crash of the run
-        return False
+    except Exception:  # a checker bug on a strange answer: not proof of anything, and never a crash of the run
+        return "error"
 
 
-def _prepare_batch(batch: list[tuple[Any, list[dict[str, Any]]]]) -> list[list[Any]]:
-    from . import prepare
+def _prepare_one(task: Any, response: Any, seconds: float) -> Any:
+    """Extract one response within `seconds` (a soft limit: regex and Python code are interrupted)."""
+    from . import grader_failure, prepare_safely
 
-    return [[prepare(task, response) for response in responses] for task, responses in batch]
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return prepare_safely(task, response)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _SoftTimeout:
+        return grader_failure()
+
+
+def _prepare_batch(batch: list[tuple[Any, list[Any]]], seconds: float) -> list[list[Any]]:
+    return [[_prepare_one(task, response, seconds) for response in responses] for task, responses in batch]
 
 
 def _worker(conn: Connection) -> None:
-    """Worker loop: ("verify", key, pred, gold, seconds) → (key, Result); ("prepare", key, batch) → (key, slots)."""
+    """Worker loop: ("verify", key, pred, gold, seconds) → (key, Result); ("prepare", key, batch, seconds) → (key,
+    slots)."""
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
@@ -108,9 +122,13 @@ class GradePool:
         self._queue.append(("verify", key, pred, gold, self.timeout))
         self._dispatch()
 
-    def submit_batch(self, key: Hashable, batch: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-        """Queue one extraction batch of (task, responses); the list of slots per record comes back under `key`."""
-        self._queue.append(("prepare", key, batch))
+    def submit_batch(self, key: Hashable, batch: list[tuple[Any, list[Any]]]) -> None:
+        """Queue one extraction batch of (task, responses); the list of slots per record comes back under `key`.
+
+        Each response gets `timeout` seconds (a response that takes longer is a grader failure); the batch as a
+        whole gets `timeout` per response plus a grace second, at most BATCH_DEADLINE.
+        """
+        self._queue.append(("prepare", key, batch, self.timeout))
         self._dispatch()
 
     @property
@@ -185,7 +203,7 @@ class GradePool:
                 self._slots.append(slot)
             message = self._queue.popleft()
             slot.kind, slot.key = message[0], message[1]
-            budget = self.timeout + _GRACE if slot.kind == "verify" else BATCH_DEADLINE
+            budget = self.timeout + _GRACE if slot.kind == "verify" else _batch_budget(message[2], self.timeout)
             slot.deadline = time.monotonic() + budget
             try:
                 slot.conn.send(message)
@@ -208,6 +226,11 @@ class GradePool:
         slot.conn.close()
         fresh = self._start()
         slot.process, slot.conn, slot.key, slot.kind = fresh.process, fresh.conn, None, ""
+
+
+def _batch_budget(batch: list[tuple[Any, list[Any]]], timeout: float) -> float:
+    responses = sum(len(responses) for _, responses in batch)
+    return min(BATCH_DEADLINE, timeout * max(1, responses) + _GRACE)
 
 
 def _context() -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections import Counter, deque
@@ -14,8 +13,9 @@ from typing import Any
 import orjson
 
 from ..errors import CollectError, GradeError, StoreError
-from ..store import iter_records
-from . import EXTRACTOR_VERSION, OUTCOMES, Outcome, Task, Verdict, prepare, task_of
+from ..fileio import atomic_open
+from ..store import iter_records, loads_line
+from . import EXTRACTOR_VERSION, GRADER_ERROR, OUTCOMES, Outcome, Task, Verdict, grader_failure, task_of
 from .math import Found
 from .pool import GradePool, Result, default_workers
 
@@ -40,6 +40,8 @@ class FileSummary:
     timeouts: int = 0
     short: int = 0
     """Problems with fewer responses than asked (`k_requested`): a run still going, or stopped early."""
+    grader_errors: int = 0
+    """Responses the grader failed on (graded `unparsed` with extraction_rule `grader_error`, never wrong)."""
 
     @property
     def responses(self) -> int:
@@ -82,7 +84,7 @@ def _already_graded(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
             first = handle.readline(1 << 24)
-        record = orjson.loads(first)
+        record = loads_line(first)
     except (OSError, orjson.JSONDecodeError):
         return False
     return isinstance(record, dict) and "extractor_version" in record
@@ -165,16 +167,22 @@ def _check_overwritable(target: Path) -> None:
 class _Pending:
     record: dict[str, Any]
     task: Task
-    slots: list[Verdict | Found] = field(default_factory=list)
-    waiting: int = 1  # its extraction batch, then its symbolic checks
+    slots: list[Verdict | Found | None] = field(default_factory=list)
+    waiting: int = 1  # its extraction units, then its symbolic checks
 
+
+_Unit = tuple[_Pending, list[int]]
+"""Some responses of one record (by index), extracted together in a worker."""
 
 _BATCH_RESPONSES = 1_000
 """Responses per extraction batch sent to a worker."""
 
 
-def _lean(response: dict[str, Any]) -> dict[str, Any]:
-    """The fields extraction reads (a failed request's error object becomes a flag)."""
+def _lean(response: Any) -> Any:
+    """The fields extraction reads (a failed request's error object becomes a flag); a response that is not an
+    object goes as it is (graded as a grader failure)."""
+    if not isinstance(response, dict):
+        return response
     return {
         "full_response": response.get("full_response"),
         "finish_reason": response.get("finish_reason"),
@@ -194,8 +202,11 @@ def grade_file(
 
     Reads only complete lines (safe on a file `collect infer` is still writing) and merges multi-line
     problems; the input is never modified. Extraction and symbolic math checks run in `workers` processes
-    (default: all cores), each check limited to `timeout` seconds; identical (answer, reference) pairs are
-    checked once. Records are written in input order.
+    (default: all cores), each response's extraction and each check limited to `timeout` seconds; identical
+    (answer, reference) pairs are checked once. Records are written in input order.
+
+    One response the grader fails on (an exception, a time-out, a worker that dies on it) never stops the file:
+    it is graded `unparsed` with extraction_rule `grader_error` and counted in `FileSummary.grader_errors`.
 
     Raises:
         GradeError: the file is not a results file.
@@ -207,33 +218,40 @@ def grade_file(
     def torn(line_no: int) -> None:
         summary.torn_line = line_no
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     cache: dict[tuple[str, str], Result] = {}
     waiters: dict[tuple[str, str], list[tuple[_Pending, int]]] = {}
-    batches: dict[int, list[_Pending]] = {}
+    batches: dict[int, list[_Unit]] = {}
     window: deque[_Pending] = deque()
+    batch_keys = itertools.count()
     pool = GradePool(workers or default_workers(), timeout)
     try:
-        with tmp.open("wb") as out:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(target) as out:
 
             def flush() -> None:
                 while window and window[0].waiting == 0:
                     item = window.popleft()
-                    out.write(orjson.dumps(_finish(item, summary)) + b"\n")
+                    out.write(_dumps(_finish(item, summary)) + b"\n")
                     if on_record is not None:
                         on_record(summary.records)
 
-            def place(item: _Pending, slots: list[Verdict | Found]) -> None:
-                item.slots = slots
-                item.waiting = 0
-                for index, slot in enumerate(slots):
+            def submit(units: list[_Unit]) -> None:
+                key = next(batch_keys)
+                batches[key] = units
+                pool.submit_batch(
+                    key, [(item.task, [_lean(item.record["responses"][i]) for i in indices]) for item, indices in units]
+                )
+
+            def place(item: _Pending, indices: list[int], slots: list[Verdict | Found]) -> None:
+                item.waiting -= 1
+                for index, slot in zip(indices, slots, strict=True):
+                    item.slots[index] = slot
                     if not isinstance(slot, Found):
                         continue
                     key = (slot.answer, item.task.gold)
                     if key in cache:
                         summary.cache_hits += 1
-                        slots[index] = _verdict(slot, cache[key])
+                        item.slots[index] = _verdict(slot, cache[key])
                         continue
                     if key in waiters:
                         summary.cache_hits += 1
@@ -244,14 +262,29 @@ def grade_file(
                     waiters[key].append((item, index))
                     item.waiting += 1
 
+            def retry(units: list[_Unit]) -> None:
+                """A batch whose worker died or ran out of time: split it until the response at fault is alone."""
+                if len(units) > 1:
+                    for unit in units:
+                        submit([unit])
+                    return
+                item, indices = units[0]
+                if len(indices) > 1:
+                    item.waiting += len(indices) - 1
+                    for index in indices:
+                        submit([(item, [index])])
+                    return
+                place(item, indices, [grader_failure()] * len(indices))
+
             def settle(results: list[tuple[Hashable, Any]]) -> None:
                 for key, result in results:
                     if isinstance(key, int):  # an extraction batch
-                        items = batches.pop(key)
-                        if result is None:  # its worker failed: extract here
-                            result = [[prepare(item.task, r) for r in item.record["responses"]] for item in items]
-                        for item, slots in zip(items, result, strict=True):
-                            place(item, slots)
+                        units = batches.pop(key)
+                        if result is None:
+                            retry(units)
+                            continue
+                        for (item, indices), slots in zip(units, result, strict=True):
+                            place(item, indices, slots)
                         continue
                     assert isinstance(key, tuple)
                     cache[key] = result
@@ -263,24 +296,22 @@ def grade_file(
                         item.slots[index] = _verdict(found, result)
                         item.waiting -= 1
 
-            batch: list[_Pending] = []
+            batch: list[_Unit] = []
             batch_size = 0
-            batch_keys = itertools.count()
 
             def send_batch() -> None:
                 nonlocal batch, batch_size
                 if batch:
-                    key = next(batch_keys)
-                    batches[key] = batch
-                    pool.submit_batch(key, [(item.task, [_lean(r) for r in item.record["responses"]])
-                                            for item in batch])
+                    submit(batch)
                     batch, batch_size = [], 0
 
             for number, record in enumerate(iter_records(source, on_torn=torn), start=1):
                 item = _Pending(record, task_of(record, where=f"{source}, record {number} "))
+                count = len(record["responses"])
+                item.slots = [None] * count
                 window.append(item)
-                batch.append(item)
-                batch_size += len(record["responses"]) or 1
+                batch.append((item, list(range(count))))
+                batch_size += count or 1
                 if batch_size >= _BATCH_RESPONSES:
                     send_batch()
                 if pool.busy:
@@ -302,22 +333,38 @@ def grade_file(
                     f"{source}: no complete results record ({state}); nothing was written",
                     hint="wait until `collect infer` has finished a problem, or check that this is a results file",
                 )
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
     except OSError as err:
-        raise StoreError(f"cannot write {target}: {err.strerror}", hint="check the output path and free space") \
-            from None
+        raise StoreError(
+            f"cannot write {target}: {err.strerror}",
+            hint="an earlier output there was left as it was; check the output path and free space",
+        ) from None
     finally:
         pool.close()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return summary
 
 
 def _verdict(found: Found, result: Result) -> Verdict:
+    if result == "error":  # the checker raised: not proof of anything either way
+        return grader_failure()
     # A check that ran out of time is not proof of equality: graded wrong, and marked so in the response.
     return Verdict(found.answer, "correct" if result is True else "wrong", found.rule, result == "timeout")
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate in a text: written as U+FFFD rather than lost
+        return orjson.dumps(_scrub(record))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):  # a lone surrogate becomes U+FFFD; a proper pair stays the character it encodes
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {str(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
 
 
 def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
@@ -325,11 +372,16 @@ def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
     responses = []
     category = str(record.get("category") or "(none)")
     counts = summary.by_category.setdefault(category, Counter())
-    for response, verdict in zip(record["responses"], item.slots, strict=True):
+    for index, (response, verdict) in enumerate(zip(record["responses"], item.slots, strict=True)):
         assert isinstance(verdict, Verdict)
-        responses.append({**response, **verdict.fields()})
+        if isinstance(response, dict):
+            responses.append({**response, **verdict.fields()})
+        else:  # kept as it was, beside the grade, so nothing in the input is lost
+            responses.append({"index": index, "invalid_response": response, **verdict.fields()})
         summary.counts[verdict.outcome] += 1
         counts[verdict.outcome] += 1
+        if verdict.extraction_rule == GRADER_ERROR:
+            summary.grader_errors += 1
     summary.records += 1
     asked = record.get("k_requested")
     if isinstance(asked, int) and not isinstance(asked, bool) and len(responses) < asked:
@@ -349,7 +401,7 @@ def _check_kind(path: Path) -> None:
     if not first.strip() or not first.endswith(b"\n"):
         return  # a blank first line (the reader skips it), or one torn line of a run that has just started
     try:
-        record = orjson.loads(first)
+        record = loads_line(first)
     except orjson.JSONDecodeError:
         raise GradeError(
             f"{path} is not a results file (line 1 is not JSON)",

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
+from ..fileio import atomic_path
 from .loader import Collection
-from .metrics import assign_split
+from .metrics import assign_split, split_warning
 from .prices import Price
 
 LONG_NAME = "long"
@@ -74,7 +75,10 @@ class Exporter:
         self.test_fraction = test_fraction
         self._columns: dict[str, list[Any]] = {name: [] for name in LONG_SCHEMA.names}
         self._spool_offsets: dict[str, tuple[int, int]] = {}
-        self._temps: list[Path] = []
+        self._outputs = contextlib.ExitStack()  # one atomic_path per file: renamed on close, removed on abort
+        self._written: list[Path] = []
+        self.split_warning: str | None = None
+        """Set by `finish` when a side of the train/test split is too small to mean anything."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._long_parquet_tmp = self._temp(f"{LONG_NAME}.parquet")
@@ -88,9 +92,10 @@ class Exporter:
             raise StoreError(f"cannot write to --export {directory}: {err.strerror}") from None
 
     def _temp(self, name: str) -> Path:
-        path = self.directory / f".{name}.tmp-{os.getpid()}"
-        self._temps.append(path)
-        return path
+        """A fresh temp file that replaces `directory/name` when the export finishes (not before)."""
+        final = self.directory / name
+        self._written.append(final)
+        return self._outputs.enter_context(atomic_path(final))
 
     def add_record(self, model: str, record: dict[str, Any]) -> None:
         """Add one graded record's responses to the long table and remember its problem text."""
@@ -162,6 +167,8 @@ class Exporter:
             self._parquet.close()
             self._jsonl.close()
             wide = self._wide_table(collection)
+            splits = wide.column("split").to_pylist()
+            self.split_warning = split_warning(splits.count("train"), splits.count("test"), self.test_fraction)
             wide_parquet = self._temp(f"{WIDE_NAME}.parquet")
             pq.write_table(wide, str(wide_parquet), compression="zstd")
             wide_jsonl = self._temp(f"{WIDE_NAME}.jsonl")
@@ -170,19 +177,10 @@ class Exporter:
                     handle.write(orjson.dumps(row) + b"\n")
             wide_csv = self._temp(f"{WIDE_NAME}.csv")
             _write_csv(wide, wide_csv)
-            written = []
-            for tmp, name in [
-                (self._long_parquet_tmp, f"{LONG_NAME}.parquet"),
-                (self._long_jsonl_tmp, f"{LONG_NAME}.jsonl"),
-                (wide_parquet, f"{WIDE_NAME}.parquet"),
-                (wide_jsonl, f"{WIDE_NAME}.jsonl"),
-                (wide_csv, f"{WIDE_NAME}.csv"),
-            ]:
-                final = self.directory / name
-                os.replace(tmp, final)
-                written.append(final)
-            self._temps.clear()
-            return written
+            self._spool.close()
+            outputs, self._outputs = self._outputs, contextlib.ExitStack()
+            outputs.close()  # every file fsynced and renamed into place, the directory fsynced
+            return list(self._written)
         except OSError as err:
             raise StoreError(
                 f"cannot write the export in {self.directory}: {err.strerror}",
@@ -192,16 +190,15 @@ class Exporter:
             self.abort()
 
     def abort(self) -> None:
-        """Close everything and remove temporary files (after an error, or after finish)."""
+        """Close everything and remove the temp files not yet renamed (after an error, or after finish)."""
         for name in ("_parquet", "_jsonl", "_spool"):
             handle = getattr(self, name, None)
             if handle is not None:
                 with contextlib.suppress(Exception):
                     handle.close()
-        for path in self._temps:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        self._temps.clear()
+        outputs, self._outputs = self._outputs, contextlib.ExitStack()
+        with contextlib.suppress(BaseException):
+            outputs.__exit__(_Aborted, _Aborted(), None)  # each atomic_path removes its temp file
 
     def _problem(self, uid: str) -> dict[str, Any]:
         offset, length = self._spool_offsets[uid]
@@ -283,6 +280,10 @@ class Exporter:
                 (name + "__cost", pa.float64()),
             ]
         return pa.table({**columns, **per_model}, schema=pa.schema(fields))
+
+
+class _Aborted(Exception):
+    """Thrown into the pending atomic writes so that they remove their temp files instead of renaming them."""
 
 
 def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..errors import ConfigError, GradeError
-from ..store import iter_records
+from ..store import iter_records, loads_line
 from .metrics import majority_vote
 
 OUTCOMES = ("correct", "wrong", "unparsed", "truncated", "error")
@@ -300,7 +300,7 @@ def _not_results(path: Path) -> str | None:
     if not first.strip() or not first.endswith(b"\n"):
         return None
     try:
-        record = orjson.loads(first)
+        record = loads_line(first)
     except orjson.JSONDecodeError:
         return "line 1 is not JSON"
     if not isinstance(record, dict):

@@ -161,12 +161,40 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+SPLIT_SALT = "router-split:"
+"""Prefix hashed with each unique_id for the split. `--num-problems` (dataset.select_subset) takes the problems
+with the lowest *unsalted* SHA-256 of unique_id per category; hashing the bare id here too put almost every
+problem of a small subset in `test` (193 of 200 in the quickstart). Salted, the two orders are independent."""
+
+MIN_SPLIT_PROBLEMS = 20
+"""A split side with fewer problems than this is flagged: held-out numbers over so few mean little."""
+
+
 def assign_split(unique_id: str, test_fraction: float = 0.2) -> str:
-    """`train` or `test` for a problem, from the SHA-256 of its unique_id: the same for every model and run.
+    """`train` or `test` for a problem, from the SHA-256 of `"router-split:" + unique_id`: the same for every
+    model, run and machine, and independent of which problems `--num-problems` picked.
 
     Every model's rows for one problem land on the same side, so a router is never tested on a problem it
     was trained on.
     """
-    digest = hashlib.sha256(unique_id.encode("utf-8")).digest()
+    digest = hashlib.sha256((SPLIT_SALT + unique_id).encode("utf-8")).digest()
     position = int.from_bytes(digest[:8], "big") / 2.0**64
     return "test" if position < test_fraction else "train"
+
+
+def split_warning(train: int, test: int, test_fraction: float) -> str | None:
+    """A one-line warning when a side of the train/test split is too small to mean anything, else None.
+
+    A side is too small when it has fewer than MIN_SPLIT_PROBLEMS problems, or less than half the share asked
+    for (`test_fraction` for test, the rest for train). A fraction of 0 or 1 asks for one side only: no warning.
+    """
+    total = train + test
+    if total == 0 or not 0.0 < test_fraction < 1.0:
+        return None
+    for side, count, share in (("test", test, test_fraction), ("train", train, 1.0 - test_fraction)):
+        if count < MIN_SPLIT_PROBLEMS or count < share / 2 * total:
+            return (
+                f"the {side} split has only {count:,} of {total:,} problems (asked: {share:.0%}); numbers held out "
+                f"on so few mean little — use more problems or change --test-fraction"
+            )
+    return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..errors import StoreError
+from ..fileio import atomic_open
 from .metrics import pareto_front
 from .summary import Report
 
@@ -46,10 +46,10 @@ def write_plots(report: Report, directory: Path) -> list[Path]:
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    """Write one PNG atomically (fresh temp file, fsync, rename): an earlier plot stays whole until replaced."""
     FigureCanvasAgg(figure)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    figure.savefig(str(tmp), dpi=_DPI, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path) as handle:
+        figure.savefig(handle, dpi=_DPI, format="png", bbox_inches="tight")
     return path
 
 

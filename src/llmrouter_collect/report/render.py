@@ -293,10 +293,13 @@ def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Sectio
         if view.held_out is not None:
             held = view.held_out
             strategies.notes.append(
-                f"held out ({held.test_problems:,} test-split problems, choices made on train): best single "
+                f"held out ({held.test_problems:,} test-split problems, choices made on {held.train_problems:,} "
+                f"train-split ones): best single "
                 f"{held.best_single_model} {pct(held.best_single_accuracy)}%, {report.group_by} router "
                 f"{pct(held.category_router_accuracy)}%, oracle {pct(held.oracle_accuracy)}%"
             )
+        if view.split_warning is not None:
+            strategies.notes.append(f"warning: {view.split_warning}")
         if priced:
             strategies.notes.append("$/query: the cost of one request to the chosen model")
         elif report.unpriced:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .loader import Collection
-from .metrics import assign_split
+from .metrics import assign_split, split_warning
 from .prices import Price
 
 _TIE = 1e-12
@@ -56,6 +56,7 @@ class HeldOut:
     """Strategies chosen on the train split and scored on the test split (no peeking at test answers)."""
 
     test_problems: int
+    train_problems: int
     best_single_model: str
     best_single_accuracy: float
     category_router_accuracy: float
@@ -79,6 +80,8 @@ class RouterView:
     coverage: float | None = None
     """Share of problems where at least one sample of at least one model is correct (pass@all)."""
     held_out: HeldOut | None = None
+    split_warning: str | None = None
+    """Set when a side of the train/test split is too small for held-out numbers to mean anything."""
     unsolved: list[FlaggedProblem] = field(default_factory=list)
     agreed_wrong: list[FlaggedProblem] = field(default_factory=list)
 
@@ -161,6 +164,7 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
     )
     view.coverage = float(solved.any(axis=1).mean())
     view.held_out = _held_out(score, cost, groups, splits, names)
+    view.split_warning = split_warning(int((splits == "train").sum()), int((splits == "test").sum()), test_fraction)
     view.unsolved = [
         FlaggedProblem(unique_id=common[i], group=str(groups[i])) for i in np.flatnonzero(~solved.any(axis=1))
     ]
@@ -221,6 +225,7 @@ def _held_out(
     rows = np.flatnonzero(test)
     return HeldOut(
         test_problems=int(test.sum()),
+        train_problems=int(train.sum()),
         best_single_model=names[single],
         best_single_accuracy=float(score[rows, single].mean()),
         category_router_accuracy=float(score[rows, pick[rows]].mean()),

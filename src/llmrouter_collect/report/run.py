@@ -46,20 +46,22 @@ def run_report(
     exporter = Exporter(export_dir, prices, test_fraction=test_fraction) if export_dir is not None else None
     try:
         collection = load(paths, group_by=group_by, sinks=[exporter] if exporter else [], warn=warn)
+        missing = unpriced(sorted(collection.models), prices)
+        if prices and missing and warn is not None:
+            warn("no price for " + ", ".join(missing) + "; their costs (and the router's) are left out")
+        unused = sorted(set(prices) - set(collection.models))
+        if unused and warn is not None:
+            warn("prices given for models not in the files: " + ", ".join(unused))
+        report = build_report(collection, prices, confidence=confidence, test_fraction=test_fraction)
+        result = ReportResult(report=report)
+        if exporter is not None:
+            result.written.extend(exporter.finish(collection))
+            if exporter.split_warning is not None and warn is not None:
+                warn(f"--export: {exporter.split_warning}")
     except BaseException:
         if exporter is not None:
-            exporter.abort()
+            exporter.abort()  # no temp file left behind, earlier exports left as they were
         raise
-    missing = unpriced(sorted(collection.models), prices)
-    if prices and missing and warn is not None:
-        warn("no price for " + ", ".join(missing) + "; their costs (and the router's) are left out")
-    unused = sorted(set(prices) - set(collection.models))
-    if unused and warn is not None:
-        warn("prices given for models not in the files: " + ", ".join(unused))
-    report = build_report(collection, prices, confidence=confidence, test_fraction=test_fraction)
-    result = ReportResult(report=report)
-    if exporter is not None:
-        result.written.extend(exporter.finish(collection))
     if plots_dir is not None:
         from .plots import write_plots
 
