@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic_core import PydanticUndefined
 
-from llmrouter_collect.settings import Settings
+from llmrouter_collect.settings import ENV_FILE_VAR, RISKY_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {"api_key"}
@@ -45,13 +45,51 @@ def settings_markdown() -> str:
         lines.append(f"| `{flag}` | `{env}` | {shown} | {description} |")
     lines.append("")
     lines.append("Not every command takes every flag; `collect COMMAND --help` lists a command's own.")
+    lines += ["", *DOTENV_SECTION.format(env_file=ENV_FILE_VAR, risky=_risky()).splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def _risky() -> str:
+    return " and ".join(f"`COLLECT_{name.upper()}`" for name in RISKY_FIELDS)
+
+
+DOTENV_SECTION = """\
+## The `.env` file
+
+A `.env` file is not always your own: a cloned repository can bring one. It could point
+`COLLECT_API_BASE` at a server of its author's, which would then receive the key you exported, or set
+the `COLLECT_VLLM_COMMAND` that `collect serve` runs. So `collect` reads it openly:
+
+- **Which file.** `./.env` in the current directory, if it exists (not a parent's). The environment
+  variable `{env_file}` names another file, and `{env_file}=none` (or empty) reads none. It is an
+  environment variable only, never a flag or a `.env` key, since it decides where settings come from.
+  A file it names that does not exist is an error.
+- **What it set.** Every command that reads one prints one line on stderr before it does anything else:
+  `read /abs/path/.env: sets COLLECT_MODEL, COLLECT_API_BASE=https://…`. It lists the names of the keys
+  that took effect and the values of {risky} only (the risky ones; a value with
+  control characters is shown escaped), never a value of `COLLECT_API_KEY`. Keys the environment or a
+  flag override, and `COLLECT_*` keys that name no setting (typos), are named after a `;`. The line is a
+  warning when the file sets either of those two. In Python, `load_settings` logs the same line on the
+  `llmrouter_collect.settings` logger (INFO, or WARNING for those two).
+- **Your key stays yours.** When the API key comes from the environment or `--api-key` and
+  `COLLECT_API_BASE` comes only from the `.env` file, `collect infer` (and `run_infer`) refuses to
+  send the key there: `error: COLLECT_API_BASE=https://… comes only from /abs/path/.env, and would
+  receive your API key (…)`. Confirm by passing the same `--api-base` (or exporting
+  `COLLECT_API_BASE`), or skip the file with `{env_file}=none`. An address on this machine
+  (`localhost`, `127.0.0.1`, `::1`) is allowed, and so is a key that comes from the same file.
+- **The vLLM command.** `collect serve` runs `COLLECT_VLLM_COMMAND` (split like a shell line, never
+  through a shell). When a `.env` sets it, the line above names the command before it runs. It is
+  not refused: a `.env` naming the project's vLLM is the point of the file. Read a `.env` you did not
+  write before running `collect serve` next to it, or use `{env_file}=none`.
+"""
 
 
 def env_example() -> str:
     lines = [
         "# Copy to .env and edit. Every key is optional; flags override these, and these override defaults.",
         "# Secrets (COLLECT_API_KEY) stay empty here: fill them only in your own .env, never commit it.",
+        f"# collect names the .env it reads and what it sets; {ENV_FILE_VAR} (environment only) picks another file,",
+        f"# {ENV_FILE_VAR}=none reads none. See docs/settings.md, 'The .env file'.",
         "",
     ]
     for name, field in Settings.model_fields.items():

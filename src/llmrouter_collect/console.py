@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
-from rich.text import Text
 
 from .errors import CollectError
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 """Humans read stderr: progress, warnings, errors."""
@@ -41,6 +44,31 @@ def info(message: str) -> None:
     err_console.print(escape(message))
 
 
+class _NoticeHandler(logging.Handler):
+    """Shows what the library logs for the user (e.g. which .env was read) as one stderr line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.levelno >= logging.WARNING:
+                warn(message)
+            else:
+                info(message)
+        except Exception:  # a logging handler must not raise
+            self.handleError(record)
+
+
+_NOTICES = _NoticeHandler(logging.INFO)
+
+
+def show_library_notices() -> None:
+    """Print the package's INFO and WARNING log records on stderr (once, however often it is called)."""
+    package = logging.getLogger("llmrouter_collect")
+    package.setLevel(logging.INFO)
+    if _NOTICES not in package.handlers:
+        package.addHandler(_NOTICES)
+
+
 class LiveStatus:
     """Shows a line of live status on stderr while a long command runs: redrawn on a terminal, else a plain
     line every `plain_every` seconds (readable in logs). `render` returns the current text."""
@@ -54,6 +82,9 @@ class LiveStatus:
 
     def __enter__(self) -> LiveStatus:
         if is_interactive():
+            from rich.live import Live  # only for a terminal
+            from rich.text import Text
+
             self._live = Live(Text(""), console=err_console, refresh_per_second=4, transient=True)
             self._live.start()
         self._thread = threading.Thread(target=self._loop, name="collect-progress", daemon=True)
@@ -65,6 +96,8 @@ class LiveStatus:
         while not self._stop.wait(interval):
             text = self._render()
             if self._live:
+                from rich.text import Text
+
                 self._live.update(Text(text))
             else:
                 err_console.print(text)

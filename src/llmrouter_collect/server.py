@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from .errors import ServerError
-from .settings import Settings
+
+if TYPE_CHECKING:  # both cost ~0.1 s to import: loaded where a server is started or asked, not for `--help`
+    import httpx
+
+    from .settings import Settings
 
 STATE_FILE_NAME = "servers.json"
 """The state file in the state directory: every server `collect serve` started and has not stopped."""
@@ -302,14 +305,19 @@ def start_server(
     """Start vLLM detached (own session and process group, output to a log file) and wait until it answers.
 
     The server keeps running after this returns; it is recorded in the state file for `status`, `logs`
-    and `stop`. On any failure during start-up (exit, timeout, Ctrl-C) its process group is stopped
-    and its state entry removed, so nothing is left behind.
+    and `stop`. On any failure during start-up (exit, timeout, Ctrl-C, SIGTERM, SIGHUP) its process group is
+    stopped and its state entry removed, so nothing is left behind. The process is recorded before any of
+    these signals can interrupt (they are held back from launch to record). A signal keeps its meaning: SIGTERM
+    or SIGHUP left at their default still end the program, once the server is stopped; a program's own handler
+    runs (raise from it to stop the start; `termination_as_interrupt` does that). Called from another thread,
+    it cannot be interrupted by signals (they go to the main thread); it still records before anything else.
 
     Args:
         settings: model, host, port, timeouts, vLLM command, state directory, API key.
         extra: arguments passed to vLLM unchanged, after the ones built from settings.
         on_wait: called about twice a second with the seconds waited so far and the server's log file.
-        on_interrupt: called on Ctrl-C, before the half-started server is stopped (which takes a few seconds).
+        on_interrupt: called on Ctrl-C (or SIGTERM, SIGHUP), before the half-started server is stopped (which
+            takes a few seconds).
 
     Returns:
         The server's state entry, with the model ids it serves.
@@ -317,65 +325,197 @@ def start_server(
     Raises:
         ServerError: bad settings, port in use, a server already recorded for the port, vLLM missing,
             vLLM exiting during start-up (with its log tail and the command to rerun), or the timeout.
+        KeyboardInterrupt: Ctrl-C while starting, or (as StartInterrupted, with its `signum`) SIGTERM or SIGHUP
+            inside `termination_as_interrupt`; raised after the server was stopped.
     """
     argv = build_argv(settings, extra)
     state_dir = resolve_state_dir(settings)
     env = dict(os.environ)
     if settings.api_key_value:
         env[API_KEY_ENV] = settings.api_key_value
-    # Check, launch and record under the state lock, so two commands cannot both claim one port.
-    with _state_lock(state_dir):
-        servers = _read_state(state_dir)
-        for other in servers:
-            if other.port == settings.port and is_running(other) and not leader_alive(other):
-                raise ServerError(
-                    f"the server collect started on port {settings.port} (pid {other.pid}) died, "
-                    "but processes of its group still run",
-                    hint=f"end them first: collect serve stop --port {settings.port}{_state_flag(settings)}",
-                )
-            if other.port == settings.port and is_running(other):
-                raise ServerError(
-                    f"a server started by collect already runs on port {settings.port} "
-                    f"(pid {other.pid}, model {other.model})",
-                    hint=f"use it at {other.url}, or stop it: "
-                    f"collect serve stop --port {settings.port}{_state_flag(settings)}",
-                )
-        check_port_free(settings.host, settings.port)
-        process, log_path = _launch(argv, env, state_dir / LOG_DIR_NAME, settings.port)
-        info = ServerInfo(
-            port=settings.port,
-            host=settings.host,
-            url=base_url(settings.host, settings.port),
-            pid=process.pid,
-            pgid=_pgid_of(process.pid),
-            model=settings.model or "",
-            argv=argv,
-            log=str(log_path),
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            start_ticks=_start_ticks(process.pid),
-            api_key_set=settings.api_key_value is not None,
-        )
-        _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
+    # SIGTERM and SIGHUP left at their default (ending the program at once) would orphan the half-started server:
+    # meanwhile they raise StartInterrupted, and once it is stopped they end the program as they would have.
+    with _termination_as_interrupt() as taken_over:
+        try:
+            return _start(settings, argv, env, state_dir, on_wait, on_interrupt)
+        except StartInterrupted as interrupt:
+            if interrupt.signum in taken_over:
+                for sig in taken_over:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.raise_signal(interrupt.signum)
+            raise
+
+
+def _start(
+    settings: Settings,
+    argv: list[str],
+    env: dict[str, str],
+    state_dir: Path,
+    on_wait: Callable[[float, Path], None] | None,
+    on_interrupt: Callable[[], None] | None,
+) -> ServerInfo:
+    process: subprocess.Popen[bytes] | None = None
+    info: ServerInfo | None = None
     try:
+        # Check, launch and record under the state lock, so two commands cannot both claim one port.
+        with _state_lock(state_dir):
+            servers = _read_state(state_dir)
+            _check_no_server_on_port(servers, settings)
+            check_port_free(settings.host, settings.port)
+            # From launch to record no signal may interrupt: a server nobody recorded would hold the GPU with
+            # nothing to stop it. One that arrives meanwhile takes effect right after (the except below).
+            with _signals_deferred():
+                process, log_path = _launch(argv, env, state_dir / LOG_DIR_NAME, settings.port)
+                info = ServerInfo(
+                    port=settings.port,
+                    host=settings.host,
+                    url=base_url(settings.host, settings.port),
+                    pid=process.pid,
+                    pgid=_pgid_of(process.pid),
+                    model=settings.model or "",
+                    argv=argv,
+                    log=str(log_path),
+                    started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    start_ticks=_start_ticks(process.pid),
+                    api_key_set=settings.api_key_value is not None,
+                )
+                _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
         answer = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
+        ready = replace(
+            info,
+            served_models=_model_ids(answer),
+            max_model_len=_max_model_len(answer),
+            ready_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        with _state_lock(state_dir):
+            servers = _read_state(state_dir)
+            _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
     except BaseException as failure:
-        if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
-            with contextlib.suppress(Exception):  # e.g. a closed terminal: the clean-up comes first
-                on_interrupt()
-        with _interrupts_ignored():  # a second Ctrl-C must not leave the half-started server behind
-            _terminate_group(info, process, STARTUP_STOP_GRACE)
-            _remove_entry(state_dir, info)
+        if process is not None:
+            with _interrupts_ignored():  # a second Ctrl-C must not leave the half-started server behind
+                if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
+                    with contextlib.suppress(Exception):  # e.g. a closed terminal: the clean-up comes first
+                        on_interrupt()
+                _terminate_group(info or _unrecorded(process, settings), process, STARTUP_STOP_GRACE)
+                if info is not None:
+                    with contextlib.suppress(ServerError):  # a state file we cannot write: the error is raised
+                        _remove_entry(state_dir, info)
         raise
-    ready = replace(
-        info,
-        served_models=_model_ids(answer),
-        max_model_len=_max_model_len(answer),
-        ready_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    with _state_lock(state_dir):
-        servers = _read_state(state_dir)
-        _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
     return ready
+
+
+def _check_no_server_on_port(servers: list[ServerInfo], settings: Settings) -> None:
+    """Fail if the state file has a server on the port that still runs (whole or broken)."""
+    for other in servers:
+        if other.port == settings.port and is_running(other) and not leader_alive(other):
+            raise ServerError(
+                f"the server collect started on port {settings.port} (pid {other.pid}) died, "
+                "but processes of its group still run",
+                hint=f"end them first: collect serve stop --port {settings.port}{_state_flag(settings)}",
+            )
+        if other.port == settings.port and is_running(other):
+            raise ServerError(
+                f"a server started by collect already runs on port {settings.port} "
+                f"(pid {other.pid}, model {other.model})",
+                hint=f"use it at {other.url}, or stop it: "
+                f"collect serve stop --port {settings.port}{_state_flag(settings)}",
+            )
+
+
+def _unrecorded(process: subprocess.Popen[bytes], settings: Settings) -> ServerInfo:
+    """A stand-in entry for a process launched but not described yet (only to stop its group)."""
+    return ServerInfo(
+        port=settings.port,
+        host=settings.host,
+        url="",
+        pid=process.pid,
+        pgid=process.pid,  # start_new_session: it leads a group of its own
+        model="",
+        argv=[],
+        log="",
+        started_at="",
+    )
+
+
+class StartInterrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while `start_server` was starting a server (inside `termination_as_interrupt`);
+    the half-started server was stopped first."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_TERMINATION = (signal.SIGTERM, signal.SIGHUP)
+_INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def termination_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise StartInterrupted, as Ctrl-C raises KeyboardInterrupt.
+
+    For a program (such as the CLI) that wants to handle them after `start_server` stopped the half-started
+    server, instead of ending at once. Main thread only; elsewhere nothing changes.
+    """
+    with _termination_as_interrupt(only_default=False):
+        yield
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt(only_default: bool = True) -> Iterator[set[int]]:
+    """SIGTERM and SIGHUP raise StartInterrupted inside the block; with `only_default`, only where the program
+    left them at SIG_DFL (its own handlers and SIG_IGN are kept). Yields the signals it took over.
+
+    Main thread only (signal handlers cannot be set elsewhere; elsewhere the signals reach the main thread).
+    """
+    if not _in_main_thread():
+        yield set()
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise StartInterrupted(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in _TERMINATION}
+    replaced = {sig: old for sig, old in previous.items() if old == signal.SIG_DFL or not only_default}
+    for sig in replaced:
+        signal.signal(sig, handler)
+    try:
+        yield set(replaced)
+    finally:
+        for sig, old in replaced.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP inside the block; the first one that arrived is raised again after it
+    (so its handler runs, usually raising KeyboardInterrupt or StartInterrupted, outside the block).
+
+    Main thread only; elsewhere the block runs as it is (the signals reach the main thread, not this one).
+    """
+    if not _in_main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in _INTERRUPTIONS}
+    held = {sig: old for sig, old in previous.items() if old not in (signal.SIG_IGN, None)}
+    for sig in held:
+        signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, old in held.items():
+            signal.signal(sig, old)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def running_twin(settings: Settings, extra: Sequence[str] = ()) -> ServerInfo | None:
@@ -394,6 +534,8 @@ def running_twin(settings: Settings, extra: Sequence[str] = ()) -> ServerInfo | 
             continue
         if info.api_key_set != (settings.api_key_value is not None) or not leader_alive(info):
             return None
+        import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
+
         key = settings.api_key_value
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
@@ -415,11 +557,10 @@ def _interrupts_ignored() -> Iterator[None]:
 
     Main thread only: signal handlers cannot be set elsewhere.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         yield
         return
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _INTERRUPTIONS}
     try:
         yield
     finally:
@@ -476,6 +617,8 @@ def wait_until_ready(
     """
     started = time.monotonic()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
+
     with httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0), headers=headers) as client:
         while True:
             code = process.poll()
@@ -612,6 +755,8 @@ def list_servers(state_dir: Path) -> list[ServerStatus]:
 
 def _answers(url: str) -> bool:
     """True if an HTTP server answers `GET {url}/models` at all (a 401 counts: it is up)."""
+    import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
+
     try:
         return httpx.get(f"{url}/models", timeout=httpx.Timeout(2.0, connect=0.5)).status_code < 500
     except httpx.HTTPError:
@@ -881,15 +1026,15 @@ def _read_state(state_dir: Path) -> list[ServerInfo]:
 
 
 def _write_state(state_dir: Path, servers: list[ServerInfo]) -> None:
+    from .fileio import atomic_write_bytes  # tempfile and random: not for `collect --help`
+
     path = state_dir / STATE_FILE_NAME
     payload = {
         "schema_version": STATE_SCHEMA_VERSION,
         "servers": [asdict(info) for info in sorted(servers, key=lambda i: i.port)],
     }
-    tmp = path.with_suffix(".json.tmp")
     try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())  # never half a file, even on a crash
     except OSError as err:
         raise _state_dir_error(state_dir, err) from None
 

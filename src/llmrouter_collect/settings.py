@@ -1,11 +1,25 @@
-"""Settings: every option of every command, from defaults < .env < environment (COLLECT_*) < flags."""
+"""Settings: every option of every command, from defaults < .env < environment (COLLECT_*) < flags.
+
+Where each value came from is kept (`Settings.source_of`), because a `.env` file is not always the user's own:
+a cloned repository's `.env` could point `api_base` at a server that would then receive the key exported in the
+shell, or set the `vllm_command` that `collect serve` runs. `load_settings` logs one line naming the `.env` it
+read and what it set (logger `llmrouter_collect.settings`; a warning when it sets `api_base` or `vllm_command`),
+and `resolved_api_base` refuses to pair a key from the environment or a flag with an `api_base` only that file
+gave (unless it is this machine). `COLLECT_ENV_FILE` (environment only) chooses the file, or `none` for no file.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import os
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
@@ -19,14 +33,25 @@ DEFAULT_MAX_RETRIES = 8
 INITIAL_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 60.0
 MAX_RETRY_AFTER = 120.0
+ENV_PREFIX = "COLLECT_"
+ENV_FILE_VAR = "COLLECT_ENV_FILE"
+"""Environment variable (never a flag or .env key) naming the .env file to read; empty or `none`: read none."""
+DEFAULT_ENV_FILE = ".env"
+"""Read from the current directory when COLLECT_ENV_FILE is not set (and only if it exists)."""
+RISKY_FIELDS = ("api_base", "vllm_command")
+"""Settings a .env file could use against its reader: where the key is sent, what `collect serve` runs.
+Their values are shown when a .env sets them (never a value of api_key)."""
+
+Source = Literal["default", "dotenv", "env", "flag"]
+logger = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
     """All options of `collect`. Each field is a flag `--name`, an env var `COLLECT_NAME` and a `.env` key."""
 
     model_config = SettingsConfigDict(
-        env_prefix="COLLECT_",
-        env_file=".env",
+        env_prefix=ENV_PREFIX,
+        env_file=None,  # load_settings names the file (COLLECT_ENV_FILE), so it can say which one it read
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
@@ -149,11 +174,43 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+    _env_file: Path | None = PrivateAttr(default=None)
+
+    # --- where values came from --------------------------------------------------------------------------
+    def source_of(self, name: str) -> Source:
+        """Where the value of field `name` came from (`default` when built directly, not by load_settings)."""
+        return self._sources.get(name, "default")
+
+    @property
+    def env_file(self) -> Path | None:
+        """The .env file load_settings read (absolute), or None."""
+        return self._env_file
+
     # --- derived values ----------------------------------------------------------------------------------
     @property
     def resolved_api_base(self) -> str:
-        """The API base URL, from api_base or the api_mode default, without a trailing slash."""
+        """The API base URL, from api_base or the api_mode default, without a trailing slash.
+
+        Raises:
+            ConfigError: the URL came only from a .env file and is not this machine, while the API key came from
+                the environment or a flag: the file's author would receive the user's key.
+        """
         base = self.api_base or (LOCAL_API_BASE if self.api_mode == "local" else REMOTE_API_BASE)
+        if (
+            self.api_base
+            and self.api_key is not None
+            and self.source_of("api_base") == "dotenv"
+            and self.source_of("api_key") in ("env", "flag")
+            and not is_loopback_url(self.api_base)
+        ):
+            given = "--api-key" if self.source_of("api_key") == "flag" else "COLLECT_API_KEY from the environment"
+            shown = _printable(self.api_base)
+            raise ConfigError(
+                f"COLLECT_API_BASE={shown} comes only from {self._env_file}, and would receive your API key ({given})",
+                hint=f"if you trust that file, confirm with --api-base {shown} (or export COLLECT_API_BASE); "
+                f"else set {ENV_FILE_VAR}=none to skip it",
+            )
         return base.rstrip("/")
 
     @property
@@ -179,25 +236,158 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, with `overrides` (flags; None means "not given") on top of env and .env.
 
+    The .env file is `./.env` if it exists, or the file COLLECT_ENV_FILE names (`none` or empty: no file). When one
+    is read, one line says which and what it set (see `DotenvRead.line`), logged on `llmrouter_collect.settings`:
+    INFO, or WARNING when it sets `api_base` or `vllm_command`. Never a value of the API key.
+
     Raises:
-        ConfigError: one line per bad field, naming the flag and the env var.
+        ConfigError: one line per bad field, naming the flag and the env var; or a .env file that cannot be read.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
+    env_file = _chosen_env_file()
+    file_values = _read_env_file(env_file) if env_file is not None else {}
+    environment = {key.lower() for key, value in os.environ.items() if value != ""}  # env_ignore_empty
+    sources: dict[str, Source] = {}
+    for name in Settings.model_fields:
+        key = (ENV_PREFIX + name).lower()
+        if name in given:
+            sources[name] = "flag"
+        elif key in environment:
+            sources[name] = "env"
+        elif key in file_values:
+            sources[name] = "dotenv"
     try:
-        return Settings(**given)
+        settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]  # pydantic-settings init arg
     except ValidationError as err:
         raise ConfigError(
-            _render_validation_error(err), hint="see `collect --help` or docs/settings.md"
+            _render_validation_error(err, sources, env_file), hint="see `collect --help` or docs/settings.md"
         ) from None
+    settings._sources = sources
+    settings._env_file = env_file
+    if env_file is not None:
+        read = DotenvRead.build(env_file, file_values, sources)
+        logger.log(logging.WARNING if read.risky else logging.INFO, read.line())
+    return settings
 
 
-def _render_validation_error(err: ValidationError) -> str:
+@dataclass(frozen=True)
+class DotenvRead:
+    """What a .env file set, for the one line load_settings logs about it."""
+
+    path: Path
+    applied: dict[str, str]
+    """Setting name -> value, in file order, for every setting the file gave (not overridden)."""
+    overridden: list[str]
+    """Settings the file sets that the environment or a flag overrides."""
+    unknown: list[str]
+    """COLLECT_* keys of the file that name no setting (typos), as written."""
+
+    @classmethod
+    def build(cls, path: Path, file_values: dict[str, str], sources: dict[str, Source]) -> DotenvRead:
+        """Sort the file's COLLECT_* keys (lower-cased, with their values) by what became of them."""
+        applied: dict[str, str] = {}
+        overridden: list[str] = []
+        unknown: list[str] = []
+        for key, value in file_values.items():
+            name = key[len(ENV_PREFIX) :]
+            if name not in Settings.model_fields:
+                unknown.append(key.upper())
+            elif sources.get(name) == "dotenv":
+                applied[name] = value
+            else:
+                overridden.append(name)
+        return cls(path, applied, overridden, unknown)
+
+    @property
+    def risky(self) -> list[str]:
+        """The settings in RISKY_FIELDS this file gave."""
+        return [name for name in self.applied if name in RISKY_FIELDS]
+
+    def line(self) -> str:
+        """`read /abs/.env: sets COLLECT_MODEL, COLLECT_API_BASE=https://…; ...` (values only of RISKY_FIELDS)."""
+        shown = [
+            ENV_PREFIX + name.upper() + (f"={_printable(value)}" if name in RISKY_FIELDS else "")
+            for name, value in self.applied.items()
+        ]
+        text = f"read {self.path}: sets " + (", ".join(shown) if shown else "nothing")
+        if self.overridden:
+            names = ", ".join(ENV_PREFIX + name.upper() for name in self.overridden)
+            text += f"; overridden by the environment or flags: {names}"
+        if self.unknown:
+            text += f"; ignored (no such setting): {', '.join(self.unknown)}"
+        return text
+
+
+def _printable(value: str) -> str:
+    """A value as a shell would take it; escaped (repr) when it holds control characters (ANSI codes, newlines)."""
+    return shlex.quote(value) if value.isprintable() else repr(value)
+
+
+def _chosen_env_file() -> Path | None:
+    """The .env file to read (absolute): COLLECT_ENV_FILE's, else ./.env if it exists; None for no file.
+
+    Raises:
+        ConfigError: COLLECT_ENV_FILE names a file that does not exist.
+    """
+    chosen = os.environ.get(ENV_FILE_VAR)
+    if chosen is None:
+        default = Path(DEFAULT_ENV_FILE)
+        return default.absolute() if default.is_file() else None
+    if chosen.strip().lower() in ("", "none"):
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"{ENV_FILE_VAR}={chosen}: no such file",
+            hint=f"point {ENV_FILE_VAR} at a .env file, or set {ENV_FILE_VAR}=none to read none",
+        )
+    return path.absolute()
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The file's non-empty COLLECT_* entries, keys lower-cased (as pydantic-settings matches them), in file order.
+
+    Raises:
+        ConfigError: the file cannot be read or decoded.
+    """
+    from dotenv import dotenv_values  # what pydantic-settings reads .env files with
+
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(
+            f"cannot read {path}: {reason}", hint=f"fix the file, or set {ENV_FILE_VAR}=none to read none"
+        ) from None
+    return {
+        key.lower(): value
+        for key, value in values.items()
+        if key.upper().startswith(ENV_PREFIX) and value  # env_ignore_empty: an empty value sets nothing
+    }
+
+
+def is_loopback_url(url: str) -> bool:
+    """True if `url`'s host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _render_validation_error(err: ValidationError, sources: dict[str, Source], env_file: Path | None) -> str:
     lines = []
     for item in err.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
         flag = "--" + field.replace("_", "-")
-        env = "COLLECT_" + field.upper()
+        env = ENV_PREFIX + field.upper()
         message = item["msg"].removeprefix("Value error, ")
         shown = "***" if field == "api_key" else repr(item.get("input"))
-        lines.append(f"invalid {flag} / {env} ({shown}): {message}")
+        where = f"{env} in {env_file}" if sources.get(field) == "dotenv" else f"{flag} / {env}"
+        lines.append(f"invalid {where} ({shown}): {message}")
     return "\n".join(lines)

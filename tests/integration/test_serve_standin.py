@@ -483,14 +483,28 @@ def test_ctrl_c_while_waiting_stops_the_half_started_server(standin: str, tmp_pa
     assert _state(tmp_path / "state") == {}
 
 
+def _wait_until_open(pid: int, path: Path, timeout: float = 60.0) -> None:
+    """Wait until process `pid` holds `path` open (it got past its imports, however loaded the machine is)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} did not open {path} within {timeout:.0f}s")
+
+
 def test_logs_follow_prints_new_lines_until_ctrl_c(serve: Callable[..., Any], tmp_path: Path) -> None:
     assert serve(["--model", "m", "--port", str(free_port())]).returncode == 0
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "logs", "--follow", "--lines", "0"]
     env = cli_env(tmp_path / "state")
     follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(1.5)  # let it reach the end of the log
         log = Path(next(iter(_state(tmp_path / "state").values()))["log"])
+        _wait_until_open(follower.pid, log)
+        time.sleep(0.5)  # let it reach the end of the log
         with log.open("a") as handle:
             handle.write("a line written after `logs --follow` started\n")
         time.sleep(1.0)
@@ -685,7 +699,7 @@ def test_logs_follow_ends_when_the_server_exits(serve: Callable[..., Any], tmp_p
     env = cli_env(tmp_path / "state")
     follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(1.5)
+        _wait_until_open(follower.pid, Path(entry["log"]))
         os.killpg(entry["pgid"], signal.SIGKILL)  # the server dies (out of memory, say)
         _, err = follower.communicate(timeout=30)  # without the fix it follows forever
     finally:
@@ -733,3 +747,205 @@ def test_a_server_killed_while_starting_is_reported_as_killed(standin: str, tmp_
     assert "vLLM was killed by SIGKILL during start-up" in err
     assert "or the system ran out of memory" in err
     assert _state(tmp_path / "state") == {}
+
+
+# --- a .env naming the vLLM command; signals at any moment of start-up; the state file ----------------------
+
+
+def test_a_dotenv_vllm_command_is_named_before_it_runs(cli: Callable[..., Any], standin: str, tmp_path: Path) -> None:
+    marker = tmp_path / "standin.json"
+    (tmp_path / ".env").write_text(f"COLLECT_VLLM_COMMAND={standin} serve\nCOLLECT_MODEL=m\n")
+    port = free_port()
+
+    result = cli(["serve", "--port", str(port)], STANDIN_MARKER=str(marker))
+
+    assert result.returncode == 0, result.stderr
+    named = f"warning: read {tmp_path / '.env'}: sets COLLECT_VLLM_COMMAND='{standin} serve', COLLECT_MODEL"
+    lines = result.stderr.splitlines()
+    assert lines[0] == named  # the first thing said, before anything is started
+    assert marker.exists() and _state(tmp_path / "state")[port]["argv"][:3] == [*standin.split(), "serve"]
+
+
+def _unrecorded_survivors(script: str, port: int, state_dir: Path) -> tuple[list[int], list[int]]:
+    """(pids of live stand-ins for `port` whose group the state file does not hold, recorded groups)."""
+    recorded = [entry["pgid"] for entry in _state(state_dir).values()]
+    survivors = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if script in argv and str(port) in argv and fields[0] != "Z" and int(fields[2]) not in recorded:
+            survivors.append(int(entry.name))
+    return survivors, recorded
+
+
+def _kill_groups(pgids: list[int]) -> None:
+    for pgid in pgids:
+        if group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_sigterm_at_random_moments_of_start_up_leaves_no_unrecorded_server(standin: str, tmp_path: Path) -> None:
+    import random
+
+    script = standin.split()[1]
+    failures = []
+    for trial in range(10):
+        state_dir = tmp_path / f"state-{trial}"
+        port = free_port()
+        args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
+        args += ["--vllm-command", f"{standin} slow"]  # answers after ~3 s
+        command = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir)
+        )
+        try:
+            if trial % 2:  # any moment, from the imports to the wait
+                time.sleep(random.uniform(0.0, 4.0))
+            else:  # around the launch: its log file is created just before vLLM is
+                deadline = time.monotonic() + 60
+                while not list(state_dir.glob("logs/*.log")) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                time.sleep(random.uniform(0.0, 0.03))
+            command.send_signal(signal.SIGTERM)
+            _, err = command.communicate(timeout=60)
+        finally:
+            if command.poll() is None:
+                command.kill()
+        survivors, recorded = _unrecorded_survivors(script, port, state_dir)
+        _kill_groups(recorded + survivors)
+        ended = command.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) or (command.returncode == 0 and recorded)
+        if survivors or not ended or "Traceback" in err:
+            failures.append((trial, command.returncode, survivors, err[-500:]))
+    assert failures == []
+
+
+@pytest.fixture
+def parent_killer(tmp_path: Path, standin: str) -> str:
+    """A vLLM command that SIGTERMs `collect serve` the instant it is launched (before it can record it)."""
+    wrapper = tmp_path / "kill-parent-then-serve"
+    wrapper.write_text(f'#!/bin/sh\nkill -TERM $PPID\nexec {standin} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_sigterm_the_instant_vllm_is_launched_stops_it(parent_killer: str, standin: str, tmp_path: Path) -> None:
+    script = standin.split()[1]
+    failures = []
+    for trial in range(5):
+        state_dir = tmp_path / f"state-{trial}"
+        port = free_port()
+        args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
+        command = subprocess.run(
+            [*args, "--vllm-command", f"{parent_killer} slow"],
+            capture_output=True,
+            text=True,
+            env=cli_env(state_dir),
+            timeout=60,
+        )
+        time.sleep(0.3)  # a stand-in that outlived the command would have exec'd by now
+        survivors, recorded = _unrecorded_survivors(script, port, state_dir)
+        _kill_groups(recorded + survivors)
+        if survivors or recorded or command.returncode != 128 + signal.SIGTERM:
+            failures.append((trial, command.returncode, survivors, recorded, command.stderr[-500:]))
+        elif "the server being started was stopped" not in command.stderr:
+            failures.append((trial, "no message", command.stderr[-500:]))
+    assert failures == []
+
+
+START_FROM_PYTHON = """
+import sys
+from pathlib import Path
+from llmrouter_collect.server import start_server
+from llmrouter_collect.settings import load_settings
+
+port, command, state_dir = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+settings = load_settings(model="m", port=port, vllm_command=command, state_dir=state_dir, serve_timeout=60)
+in_thread = len(sys.argv) > 4
+if in_thread:  # signal handlers cannot be set here: it must still work
+    import threading
+    result = []
+    worker = threading.Thread(target=lambda: result.append(start_server(settings)))
+    worker.start()
+    worker.join()
+    print("ready", result[0].pid)
+else:
+    start_server(settings)
+    print("ready")
+"""
+
+
+def test_the_python_api_stops_the_server_on_sigterm_then_ends_as_sigterm_asks(
+    parent_killer: str, standin: str, tmp_path: Path
+) -> None:
+    program = tmp_path / "start.py"
+    program.write_text(START_FROM_PYTHON)
+    state_dir = tmp_path / "state"
+    port = free_port()
+
+    result = subprocess.run(
+        [sys.executable, str(program), str(port), f"{parent_killer} slow", str(state_dir)],
+        capture_output=True,
+        text=True,
+        env=cli_env(state_dir),
+        timeout=60,
+    )
+    time.sleep(0.3)
+    survivors, recorded = _unrecorded_survivors(standin.split()[1], port, state_dir)
+    _kill_groups(recorded + survivors)
+
+    assert result.returncode == -signal.SIGTERM, result.stderr  # the signal kept its meaning ...
+    assert survivors == [] and recorded == []  # ... once the half-started server was stopped and forgotten
+    assert "ready" not in result.stdout
+
+
+def test_the_python_api_works_outside_the_main_thread(cli: Callable[..., Any], standin: str, tmp_path: Path) -> None:
+    program = tmp_path / "start.py"
+    program.write_text(START_FROM_PYTHON)
+    state_dir = tmp_path / "state"
+    port = free_port()
+
+    result = subprocess.run(
+        [sys.executable, str(program), str(port), f"{standin} serve", str(state_dir), "thread"],
+        capture_output=True,
+        text=True,
+        env=cli_env(state_dir),
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ready") and _state(state_dir)[port]["ready_at"]
+
+
+def test_the_state_file_is_replaced_atomically_not_through_a_planted_temp_file(
+    serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "servers.json.tmp").symlink_to(victim)  # the old fixed temp name, planted
+    port = free_port()
+
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+
+    assert victim.read_text() == "untouched\n"
+    assert list(_state(tmp_path / "state")) == [port]
+    assert not [p.name for p in (tmp_path / "state").iterdir() if p.name.startswith(".servers.json")]
+
+
+def test_a_state_file_that_cannot_be_written_stops_the_launched_server(
+    serve: Callable[..., Any], standin: str, tmp_path: Path
+) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "servers.json").symlink_to(tmp_path / "no-such-folder" / "servers.json")  # dangling
+    port = free_port()
+
+    result = serve(["--model", "m", "--port", str(port)], mode="slow")
+
+    assert result.returncode == 1
+    assert "cannot use the state directory" in result.stderr and "Traceback" not in result.stderr
+    assert list((tmp_path / "state" / "logs").glob(f"vllm-{port}-*.log"))  # it was launched before the write failed
+    assert _unrecorded_survivors(standin.split()[1], port, tmp_path / "state")[0] == []  # and stopped

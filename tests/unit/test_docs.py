@@ -23,3 +23,12 @@ def test_env_example_lists_every_setting_and_no_secret() -> None:
     for name in Settings.model_fields:
         assert f"COLLECT_{name.upper()}=" in text
     assert "COLLECT_API_KEY=\n" in text
+
+
+def test_the_dotenv_rules_are_documented() -> None:
+    settings = (ROOT / "docs" / "settings.md").read_text()
+    assert "## The `.env` file" in settings
+    for fact in ("COLLECT_ENV_FILE=none", "read /abs/path/.env: sets", "comes only from", "COLLECT_VLLM_COMMAND"):
+        assert fact in settings
+    assert "COLLECT_ENV_FILE" in (ROOT / ".env.example").read_text()
+    assert "COLLECT_ENV_FILE=none" in (ROOT / "docs" / "serve.md").read_text()

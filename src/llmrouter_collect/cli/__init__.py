@@ -1,4 +1,8 @@
-"""The `collect` command line: one Typer app; each command lives in its own module and stays thin."""
+"""The `collect` command line: one Typer app; each command lives in its own module and stays thin.
+
+Importing this package must stay cheap (`collect --help` in well under 0.3 s): the command modules import
+only typer and the option types at module level, and what a command needs (settings, HTTP, datasets) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ def _root(
 
     Workflow: `collect serve` (local vLLM) → `collect infer` → `collect extract` → `collect report`.
     """
+    from ..console import show_library_notices
+
+    show_library_notices()  # e.g. which .env file was read and what it set, one stderr line
 
 
 # Each module registers its command(s) on `app` when imported.

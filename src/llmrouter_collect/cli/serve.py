@@ -6,11 +6,10 @@ import contextlib
 import difflib
 import functools
 import shlex
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -20,6 +19,7 @@ from ..errors import ConfigError, ServerError
 from ..server import (
     STOP_GRACE,
     ServerInfo,
+    StartInterrupted,
     find_server,
     follow_log,
     is_running,
@@ -31,10 +31,13 @@ from ..server import (
     running_twin,
     start_server,
     stop_server,
+    termination_as_interrupt,
 )
-from ..settings import Settings, load_settings
 from . import app
 from ._common import EXIT_INTERRUPTED, run_or_exit
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 PLAIN_PROGRESS_EVERY = 15.0
 """Seconds between two "still starting" lines when stderr is not a terminal (logs, Colab cells)."""
@@ -170,7 +173,7 @@ def serve(
             )
             raise typer.Exit(2)
         return
-    settings = run_or_exit(lambda: load_settings(**given))
+    settings = run_or_exit(lambda: _load_settings(**given))
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         warn(f"binding {settings.host} without --api-key: anyone who reaches this machine can use the server")
     twin = run_or_exit(lambda: running_twin(settings, extra))
@@ -184,7 +187,8 @@ def serve(
 
 def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
     label = f"starting vLLM for {settings.model} on port {settings.port}"
-    with _progress(label) as on_wait, _termination_as_interrupt():
+    # SIGTERM and SIGHUP (`timeout`, a cancelled job, a closed terminal) are handled like Ctrl-C meanwhile.
+    with _progress(label) as on_wait, termination_as_interrupt():
         try:
             return start_server(
                 settings,
@@ -194,31 +198,8 @@ def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
             )
         except KeyboardInterrupt as interrupt:  # start_server has already stopped the half-started server
             err_console.print("the server being started was stopped; nothing is left running")
-            code = 128 + interrupt.signum if isinstance(interrupt, _Terminated) else EXIT_INTERRUPTED
+            code = 128 + interrupt.signum if isinstance(interrupt, StartInterrupted) else EXIT_INTERRUPTED
             raise typer.Exit(code) from None
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (`timeout`, a cancelled job, a closed terminal), handled like Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _termination_as_interrupt() -> Iterator[None]:
-    """While starting, SIGTERM and SIGHUP stop the half-started server like Ctrl-C (instead of orphaning it)."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise _Terminated(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
@@ -279,7 +260,7 @@ def status(
     state_dir: StateDirOption = None,
 ) -> None:
     """List the servers `collect serve` started: port, pid, process group, state, model, URL and log."""
-    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
     directory = resolve_state_dir(settings)
     servers = run_or_exit(lambda: list_servers(directory))
     if not servers:
@@ -316,7 +297,7 @@ def logs(
     state_dir: StateDirOption = None,
 ) -> None:
     """Show the end of a server's log (the only server, or the one on --port)."""
-    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
     server = run_or_exit(lambda: find_server(resolve_state_dir(settings), port))
     path = Path(server.log)
     if not path.exists():
@@ -337,7 +318,7 @@ def stop(
     state_dir: StateDirOption = None,
 ) -> None:
     """Stop a server by the process group collect created (the only server, the one on --port, or --all)."""
-    settings = run_or_exit(lambda: load_settings(state_dir=state_dir))
+    settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
     directory = resolve_state_dir(settings)
     if all_servers:
         if port is not None:
@@ -363,6 +344,12 @@ def stop(
                 f"the server on port {server.port} (pid {server.pid}) had already exited; "
                 f"forgot it (its log: {server.log})"
             )
+
+
+def _load_settings(**given: Any) -> Settings:
+    from ..settings import load_settings  # pydantic: imported when a command runs, not for --help
+
+    return load_settings(**given)
 
 
 def _write_raw(text: str) -> None:
