@@ -642,12 +642,13 @@ async def run_infer(
     stats = stats or InferStats()
     if settings.api_mode == "remote" and not settings.api_key:
         raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
+    api_base = settings.resolved_api_base  # refuses a key headed for an address only a .env chose, before loading
     templates = load_templates(settings.prompt_template)
     problems = load_problems(settings.dataset_names, settings.num_problems)
     stats.problems_total = len(problems)
     transport = create_transport(settings.max_concurrent)
     http = create_http_client(
-        settings.resolved_api_base,
+        api_base,
         api_key=settings.api_key_value,
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,

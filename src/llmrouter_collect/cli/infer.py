@@ -6,7 +6,6 @@ imported inside the command, so that `collect --help` and the other commands sta
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -103,6 +102,8 @@ def infer(
 
     Ctrl-C, SIGTERM and SIGHUP stop it keeping every finished response (exit 130, 143, 129).
     """
+    import asyncio
+
     from ..infer import InferStats, run_infer
     from ..settings import load_settings
 
