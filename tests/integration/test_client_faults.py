@@ -7,9 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +23,7 @@ from tests.fakes.openai_server import (
     Status,
     StringChoices,
 )
+from tests.integration.test_infer import infer_args, run_cli
 
 from llmrouter_collect.client import (
     GenerationParams,
@@ -41,28 +39,6 @@ from llmrouter_collect.settings import Settings
 from llmrouter_collect.store import iter_records, scan
 
 SECRET = "sk-test-ECHO-5f3a9c1e7b2d4680aa"
-FAST = ["--initial-retry-delay", "0", "--max-retry-delay", "0.05"]
-
-
-def run_cli(
-    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run `collect ARGS` as a user would, in the test's working directory."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "llmrouter_collect", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-
-
-def infer_args(server: OpenAIServer, dataset: Path, out: Path, *extra: str, k: int = 3) -> list[str]:
-    return ["infer", "--dataset", str(dataset), "--k", str(k), "--api-base", server.url,
-            "--output-file", str(out), *FAST, *extra]  # fmt: skip
-
-
 def records(path: Path) -> dict[str, dict[str, Any]]:
     return {r["unique_id"]: r for r in iter_records(path)}
 
