@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .benchmarks import dataset_fingerprint, dataset_label, load_problems
 from .client import (
     GenerationParams,
     OpenAIClient,
@@ -25,7 +26,6 @@ from .client import (
     create_http_client,
     create_transport,
 )
-from .dataset import dataset_fingerprint, dataset_label, load_problems
 from .errors import ConfigError, EndpointError, StoreError
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
 from .records import RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso
