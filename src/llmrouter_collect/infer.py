@@ -522,7 +522,7 @@ async def run_infer(
     if settings.api_mode == "remote" and not settings.api_key:
         raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
     templates = load_templates(settings.prompt_template)
-    problems = load_problems(settings.dataset_names, settings.num_problems)
+    problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
     stats.problems_total = len(problems)
     transport = create_transport(settings.max_concurrent)
     http = create_http_client(

@@ -540,7 +540,7 @@ def test_a_json_object_wrapping_the_rows_names_the_key(tmp_path: Path) -> None:
 
 
 def test_unknown_names_and_files(tmp_path: Path) -> None:
-    assert "no such file, and not a built-in dataset (math500, mmlu_pro, sample)" in error_of(["gsm8k"])
+    assert "no such file, and not a built-in dataset (math500, mmlu_pro, gsm8k, mmlu," in error_of(["gsm9k"])
     other = tmp_path / "data.txt"
     other.write_text("x", encoding="utf-8")
     assert "unsupported file type '.txt'" in error_of([str(other)])

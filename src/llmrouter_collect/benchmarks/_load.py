@@ -4,42 +4,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError, DatasetError
 from ..records import Problem
+from ._catalogue import ALIASES, BY_NAME, Benchmark, detect_benchmark
+from ._columns import ColumnMap
 from ._fields import _SCHEMA_HINT, RowError, RowMapper, _got
 from ._hub import hub_rows
-from ._mappings import _detect_mapper, map_math500_row, map_mmlu_pro_row, map_unified_row
+from ._mappings import map_unified_row
+from ._maps import DatasetMap, is_hf_spec, load_dataset_map, parse_hf_spec
 from ._readers import _READERS, LOCAL_SUFFIXES, _json_lines
 from ._subsets import select_subset
 
-
-@dataclass(frozen=True)
-class _HubDataset:
-    name: str
-    label: str
-    repo: str
-    split: str
-    mapper: RowMapper
-
-
-_HUB = {
-    "math500": _HubDataset("math500", "MATH_500", "HuggingFaceH4/MATH-500", "test", map_math500_row),
-    "mmlu_pro": _HubDataset("mmlu_pro", "MMLU_Pro", "TIGER-Lab/MMLU-Pro", "test", map_mmlu_pro_row),
-}
 SAMPLE = "sample"
-BUILTIN_NAMES = (*_HUB, SAMPLE)
-_ALIASES = {"math_500": "math500", "mmlupro": "mmlu_pro"}
+BUILTIN_NAMES = (*BY_NAME, SAMPLE)
 
 
 def _builtin_name(spec: str) -> str | None:
     key = spec.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
+    key = ALIASES.get(key, key)
     return key if key in BUILTIN_NAMES else None
+
+
+def is_hub_spec(spec: str) -> bool:
+    """True for a spec loaded from the Hugging Face Hub (a catalogue name or `hf:...`): slow without network."""
+    return is_hf_spec(spec) or _builtin_name(spec) in BY_NAME
 
 
 def _file_label(path: Path) -> str:
@@ -76,10 +68,12 @@ def dataset_label(specs: list[str]) -> str:
     labels = []
     for spec in _split_specs(specs):
         name = _builtin_name(spec)
-        if name in _HUB:
-            labels.append(_HUB[name].label)
+        if name in BY_NAME:
+            labels.append(BY_NAME[name].label)
         elif name == SAMPLE:
             labels.append(SAMPLE)
+        elif is_hf_spec(spec):
+            labels.append(parse_hf_spec(spec).name)
         else:
             labels.append(_file_label(Path(spec)))
     return "_".join(labels) or "dataset"
@@ -99,7 +93,8 @@ def _check_rows(
     schema = ""
     for where, row in rows:
         if mapper is None:
-            mapper, schema = _detect_mapper(row)
+            benchmark = detect_benchmark(row)
+            mapper, schema = (benchmark.row_mapper(), benchmark.schema) if benchmark else (map_unified_row, "")
         label = f"{source} ({schema})" if schema else source
         try:
             if isinstance(row, RowError):
@@ -130,7 +125,7 @@ def _check_rows(
     return problems
 
 
-def _load_local(spec: str, seen: dict[str, str]) -> list[Problem]:
+def _load_local(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None) -> list[Problem]:
     path = Path(spec).expanduser()
     if not path.exists():
         raise DatasetError(
@@ -145,7 +140,20 @@ def _load_local(spec: str, seen: dict[str, str]) -> list[Problem]:
             f"dataset {spec!r}: unsupported file type {path.suffix or '(no extension)'!r}",
             hint=f"use one of {', '.join(LOCAL_SUFFIXES)} (docs/datasets.md)",
         )
-    return _check_rows(reader(path), str(spec), _file_label(path), seen)
+    column_map = dataset_map.for_spec(spec) if dataset_map is not None else None
+    if column_map is None:
+        return _check_rows(reader(path), str(spec), _file_label(path), seen)
+    return _check_mapped(list(reader(path)), str(spec), _file_label(path), seen, column_map)
+
+
+def _check_mapped(
+    rows: list[tuple[str, Any]], source: str, dataset: str, seen: dict[str, str], column_map: ColumnMap
+) -> list[Problem]:
+    """Rows read through a `--dataset-map` mapping: its columns are checked against the first row first."""
+    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    if first is not None:
+        column_map.check_columns(first, source)
+    return _check_rows(rows, f"{source} (mapped)", dataset, seen, column_map.mapper())
 
 
 def _load_sample(seen: dict[str, str]) -> list[Problem]:
@@ -153,21 +161,44 @@ def _load_sample(seen: dict[str, str]) -> list[Problem]:
     return _check_rows(_json_lines(data, "sample"), "sample", SAMPLE, seen, map_unified_row)
 
 
-def _load_hub(hub: _HubDataset, seen: dict[str, str]) -> list[Problem]:
-    rows = hub_rows(hub.name, hub.repo, hub.split)
-    source = f"{hub.name} ({hub.repo}, {hub.split})"
-    return _check_rows(((f"row {n}", row) for n, row in enumerate(rows, start=1)), source, hub.name, seen, hub.mapper)
+def _load_catalogue(benchmark: Benchmark, seen: dict[str, str]) -> list[Problem]:
+    rows = hub_rows(benchmark.name, benchmark.repo, benchmark.split, benchmark.config, gated=benchmark.gated)
+    source = f"{benchmark.name} ({benchmark.repo}, {benchmark.split})"
+    numbered = ((f"row {n}", row) for n, row in enumerate(rows, start=1))
+    return _check_rows(numbered, source, benchmark.name, seen, benchmark.row_mapper())
 
 
-def load_problems(specs: list[str], num_problems: int | Literal["all"] = "all") -> list[Problem]:
+def _load_hf(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None) -> list[Problem]:
+    hub = parse_hf_spec(spec)
+    column_map = dataset_map.for_spec(spec, repo=hub.repo) if dataset_map is not None else None
+    rows = hub_rows(hub.name, hub.repo, hub.split, hub.config)
+    numbered = [(f"row {n}", row) for n, row in enumerate(rows, start=1)]
+    if column_map is None:
+        first = rows[0] if rows else None
+        if detect_benchmark(first) is None and not (isinstance(first, dict) and "unique_id" in first):
+            columns = ", ".join(str(name) for name in first) if isinstance(first, dict) else "none"
+            raise DatasetError(
+                f"{spec}: no column mapping for this dataset (its columns are: {columns})",
+                hint="map its columns onto the unified fields with --dataset-map map.toml (docs/datasets.md, "
+                '"Column mappings"), e.g.  question = "..."  answer = "..."  category_value = "all"',
+            )
+        return _check_rows(numbered, spec, hub.name, seen)
+    return _check_mapped(numbered, spec, hub.name, seen, column_map)
+
+
+def load_problems(
+    specs: list[str], num_problems: int | Literal["all"] = "all", dataset_map: Path | None = None
+) -> list[Problem]:
     """Load, validate and combine datasets, then pick `num_problems` of them with `select_subset`.
 
     Nothing is returned until every row of every dataset is valid.
 
     Args:
-        specs: `math500`, `mmlu_pro`, `sample` or file paths (items may also be comma-separated lists).
-            A spec given twice is loaded once.
+        specs: catalogue names (`math500`, `gsm8k`, ...), `sample`, `hf:OWNER/NAME[:CONFIG][@SPLIT]` or file
+            paths (items may also be comma-separated lists). A spec given twice is loaded once.
         num_problems: how many problems, or "all".
+        dataset_map: a TOML file mapping the columns of `hf:` datasets (and of local files not in the unified
+            schema) onto the unified fields.
 
     Returns:
         The problems, datasets in the order given, rows in file order.
@@ -187,16 +218,19 @@ def load_problems(specs: list[str], num_problems: int | Literal["all"] = "all") 
         raise DatasetError(
             "no dataset given", hint=f"pass --dataset with one of {', '.join(BUILTIN_NAMES)} or a file path"
         )
+    mapping = load_dataset_map(dataset_map) if dataset_map is not None else None
     seen: dict[str, str] = {}
     problems: list[Problem] = []
     for spec in names:
         name = _builtin_name(spec)
-        if name in _HUB:
-            problems.extend(_load_hub(_HUB[name], seen))
+        if name in BY_NAME:
+            problems.extend(_load_catalogue(BY_NAME[name], seen))
         elif name == SAMPLE:
             problems.extend(_load_sample(seen))
+        elif is_hf_spec(spec):
+            problems.extend(_load_hf(spec, seen, mapping))
         else:
-            problems.extend(_load_local(spec, seen))
+            problems.extend(_load_local(spec, seen, mapping))
     if num_problems == "all":
         return problems
     return select_subset(problems, num_problems)

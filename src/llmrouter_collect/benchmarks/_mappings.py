@@ -8,7 +8,6 @@ from typing import Any
 from ..records import Problem, choice_letter
 from ._fields import (
     RowError,
-    RowMapper,
     _choices,
     _got,
     _index,
@@ -146,14 +145,3 @@ def map_mmlu_pro_row(row: dict[str, Any], dataset: str = "mmlu_pro") -> Problem:
         choice_index_correct=new_index,
         explanation_correct=_optional_text(row, "cot_content"),
     )
-
-
-def _detect_mapper(row: Any) -> tuple[RowMapper, str]:
-    """Which schema a local file is in, from its first row's fields: (mapper, schema name for messages)."""
-    if isinstance(row, dict):
-        if "question_id" in row and "options" in row and "choices" not in row:
-            return map_mmlu_pro_row, "MMLU-Pro schema"
-        if "problem" in row and "answer" in row and "answer_correct" not in row and "question" not in row:
-            return map_math500_row, "MATH-500 schema"
-    return map_unified_row, ""
-
