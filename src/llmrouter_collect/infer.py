@@ -559,7 +559,7 @@ async def run_infer(
             "model": model,
             "endpoint": settings.endpoint,
             "generation": params.as_record(),
-            "prompt_fingerprint": templates.fingerprint(),
+            "prompt_fingerprint": templates.fingerprint(problems),
         }
         path = output_path(settings, model)
         on_output(path)
