@@ -1,5 +1,5 @@
 """The benchmark catalogue: each benchmark's row mapping on real rows, local copies, `hf:` specs and column maps,
-the Hugging Face cache path (offline) and subsets across benchmarks."""
+the Hugging Face cache path (offline), subsets across benchmarks, and `collect datasets`."""
 
 from __future__ import annotations
 
@@ -479,3 +479,28 @@ def test_catalogue_and_hf_specs_load_from_the_cache_offline(tmp_path: Path) -> N
     assert message.startswith("cannot load gpqa_diamond (Idavidrein/gpqa, gpqa_diamond, split train)")
     assert "gated on the Hugging Face Hub" in hint and "https://huggingface.co/datasets/Idavidrein/gpqa" in hint
     assert "huggingface-cli login" in hint
+
+
+# --- collect datasets ------------------------------------------------------------------------------
+
+
+def test_collect_datasets_lists_the_catalogue_with_its_cache_state(tmp_path: Path) -> None:
+    env = offline_env(tmp_path)
+    (tmp_path / "hf" / "datasets" / "cais___mmlu" / "all" / "0.0.0").mkdir(parents=True)
+    command = [sys.executable, "-m", "llmrouter_collect", "datasets"]
+    listed = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert list(rows) == [*BY_NAME, "sample"]
+    assert rows["mmlu"] == {
+        "name": "mmlu", "source": "cais/mmlu (all, test)", "size": 14042, "kind": "mcq",
+        "categories": "subject (57)", "gated": False, "cached": True,
+    }
+    assert [name for name, row in rows.items() if row["cached"]] == ["mmlu", "sample"]
+    assert rows["gpqa_diamond"]["gated"] and rows["gsm8k"]["kind"] == "number"
+    table = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert any(line.split()[:3] == ["gpqa_diamond", "Idavidrein/gpqa", "(gpqa_diamond,"] for line in lines)
+    assert any("hellaswag" in line and "Rowan/hellaswag (validation)" in line and "10,042" in line for line in lines)
+

@@ -18,6 +18,7 @@ from __future__ import annotations
 from ._catalogue import CATALOGUE, GPQA_SHUFFLE_SEED, Benchmark, detect_benchmark
 from ._columns import ColumnMap, canonical_number
 from ._fields import MAX_CHOICES, RowError, RowMapper
+from ._listing import BenchmarkInfo, list_benchmarks
 from ._load import BUILTIN_NAMES, SAMPLE, dataset_label, is_hub_spec, load_problems
 from ._mappings import MMLU_PRO_PADDING, map_math500_row, map_mmlu_pro_row, map_unified_row
 from ._maps import HubSpec, load_dataset_map, parse_hf_spec
@@ -33,6 +34,7 @@ __all__ = [
     "MMLU_PRO_PADDING",
     "SAMPLE",
     "Benchmark",
+    "BenchmarkInfo",
     "ColumnMap",
     "HubSpec",
     "RowError",
@@ -42,6 +44,7 @@ __all__ = [
     "dataset_label",
     "detect_benchmark",
     "is_hub_spec",
+    "list_benchmarks",
     "load_dataset_map",
     "load_problems",
     "map_math500_row",
