@@ -338,6 +338,18 @@ def test_a_column_map_reads_a_local_file_of_any_schema(tmp_path: Path) -> None:
     ]
 
 
+def test_a_flat_column_map_leaves_data_that_needs_none(tmp_path: Path) -> None:
+    trivia = write_jsonl(tmp_path / "trivia.jsonl", TRIVIA_ROWS)
+    gsm8k = write_jsonl(tmp_path / "gsm8k.jsonl", real_rows("gsm8k"))
+    unified = write_jsonl(tmp_path / "mine.jsonl", [{"unique_id": "m1", "question": "1+1?", "answer_correct": "2",
+                                                     "category": "c"}])
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(TRIVIA_MAP, encoding="utf-8")
+    problems = load_problems([str(trivia), str(gsm8k), str(unified)], dataset_map=mapping)
+    assert [p.dataset for p in problems] == ["trivia"] * 2 + ["gsm8k"] * 4 + ["mine"]
+    assert problems[2] == mapped_as("gsm8k", real_rows("gsm8k"), "gsm8k")[0]
+
+
 def test_a_column_map_for_mcqs_by_table(tmp_path: Path) -> None:
     rows = [{"q": "Pick the even number.", "a": "7", "b": "8", "c": "9", "key": "B"}]
     path = write_jsonl(tmp_path / "quiz.jsonl", rows)

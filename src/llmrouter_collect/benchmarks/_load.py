@@ -143,7 +143,19 @@ def _load_local(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None)
     column_map = dataset_map.for_spec(spec) if dataset_map is not None else None
     if column_map is None:
         return _check_rows(reader(path), str(spec), _file_label(path), seen)
-    return _check_mapped(list(reader(path)), str(spec), _file_label(path), seen, column_map)
+    rows = list(reader(path))
+    if _flat_map_not_needed(column_map, dataset_map, rows):
+        return _check_rows(rows, str(spec), _file_label(path), seen)
+    return _check_mapped(rows, str(spec), _file_label(path), seen, column_map)
+
+
+def _flat_map_not_needed(column_map: ColumnMap, dataset_map: DatasetMap | None, rows: list[tuple[str, Any]]) -> bool:
+    """A flat `--dataset-map` is for the datasets that need one: not for data already in the unified schema or a
+    catalogue benchmark's schema (a table naming the dataset always applies)."""
+    if dataset_map is None or column_map is not dataset_map.default:
+        return False
+    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    return first is not None and ("unique_id" in first or detect_benchmark(first) is not None)
 
 
 def _check_mapped(
@@ -173,6 +185,8 @@ def _load_hf(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None) ->
     column_map = dataset_map.for_spec(spec, repo=hub.repo) if dataset_map is not None else None
     rows = hub_rows(hub.name, hub.repo, hub.split, hub.config)
     numbered = [(f"row {n}", row) for n, row in enumerate(rows, start=1)]
+    if column_map is not None and _flat_map_not_needed(column_map, dataset_map, numbered):
+        column_map = None
     if column_map is None:
         first = rows[0] if rows else None
         if detect_benchmark(first) is None and not (isinstance(first, dict) and "unique_id" in first):
