@@ -516,3 +516,39 @@ def test_collect_datasets_lists_the_catalogue_with_its_cache_state(tmp_path: Pat
     assert any(line.split()[:3] == ["gpqa_diamond", "Idavidrein/gpqa", "(gpqa_diamond,"] for line in lines)
     assert any("hellaswag" in line and "Rowan/hellaswag (validation)" in line and "10,042" in line for line in lines)
 
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [
+        ("gsm8k", real_rows("gsm8k")),
+        ("mmlu", real_rows("mmlu")),
+        ("arc_challenge", real_rows("arc_challenge")),
+        ("aime24", real_rows("aime24")),
+        ("aime25", real_rows("aime25")),
+        ("winogrande", real_rows("winogrande")),
+        ("gpqa_diamond", GPQA_ROWS),
+        ("hellaswag", HELLASWAG_ROWS),
+    ],
+)
+def test_csv_copies_written_by_pandas_are_recognised(tmp_path: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    import pandas  # a dev dependency
+
+    path = tmp_path / f"{name}.csv"
+    pandas.DataFrame(rows).to_csv(path, index=False)  # lists and dicts become Python literals, ints become text
+    assert load_problems([str(path)]) == mapped_as(name, rows, name)
+
+
+def test_csv_copy_of_mmlu_pro(tmp_path: Path) -> None:
+    import pandas  # a dev dependency
+
+    from llmrouter_collect.benchmarks import map_mmlu_pro_row
+
+    row = {
+        "question_id": 8026, "question": "Which expression is equal to 720?",
+        "options": ["7x20", "9x90", "8x80", "9x80"], "answer": "D", "answer_index": 3, "cot_content": "",
+        "category": "math", "src": "ori_mmlu-elementary_mathematics",
+    }
+    path = tmp_path / "mmlu_pro.csv"
+    pandas.DataFrame([row]).to_csv(path, index=False)
+    assert load_problems([str(path)]) == [map_mmlu_pro_row(row)]

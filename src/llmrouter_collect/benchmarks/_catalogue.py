@@ -41,6 +41,8 @@ class Benchmark:
     absent: tuple[str, ...] = ("unique_id", "answer_correct")
     gated: bool = False
     aliases: tuple[str, ...] = ()
+    list_columns: tuple[str, ...] = ()
+    """Columns holding lists or objects, for a hand-written mapper (a CSV copy stores them as text)."""
 
     @property
     def kind(self) -> AnswerKind:
@@ -56,6 +58,15 @@ class Benchmark:
     def source(self) -> str:
         """`openai/gsm8k (main, test)`."""
         return f"{self.repo} ({', '.join(part for part in (self.config, self.split) if part)})"
+
+    @property
+    def list_cells(self) -> tuple[str, ...]:
+        """The columns whose cells are lists or objects (read from text in a CSV copy)."""
+        if self.columns is None:
+            return self.list_columns
+        cells = [self.columns.choices[0]] if len(self.columns.choices) == 1 else []
+        cells += [self.columns.choice_labels] if self.columns.choice_labels else []
+        return tuple(dict.fromkeys(cell.split(".", 1)[0] for cell in cells))
 
     def row_mapper(self) -> RowMapper:
         """A fresh row mapper for one load."""
@@ -78,7 +89,7 @@ CATALOGUE: tuple[Benchmark, ...] = (
     Benchmark(
         "mmlu_pro", "MMLU_Pro", "TIGER-Lab/MMLU-Pro", None, "test", 12_032, "category (14)",
         mapper_function=map_mmlu_pro_row, signature=("question_id", "options"), absent=("choices",),
-        aliases=("mmlupro",),
+        aliases=("mmlupro",), list_columns=("options",),
     ),
     Benchmark(
         "gsm8k", "GSM8K", "openai/gsm8k", "main", "test", 1_319, "one: GSM8K",

@@ -115,7 +115,10 @@ def map_mmlu_pro_row(row: dict[str, Any], dataset: str = "mmlu_pro") -> Problem:
     Raises:
         RowError: a field is missing or has the wrong type, or the answer points at padding or out of range.
     """
-    question_id = _index(_require(row, "question_id"), "question_id")
+    raw_id = _require(row, "question_id")
+    if isinstance(raw_id, str) and raw_id.strip().isdigit():
+        raw_id = int(raw_id)  # a CSV copy stores it as text
+    question_id = _index(raw_id, "question_id")
     question = _text(row, "question")
     options = _require(row, "options")
     if not isinstance(options, list | tuple):

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ..errors import DatasetError
+from ._catalogue import detect_benchmark
 from ._fields import RowError, _letter_index, _missing_hint, _show
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
@@ -176,6 +177,11 @@ def _read_csv(path: Path) -> Rows:
     # skipinitialspace: a hand-written "unique_id, question, ..." header (and quoted cells after ", ") still reads.
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text), skipinitialspace=True)
     header = reader.fieldnames or []
+    benchmark = detect_benchmark(dict.fromkeys(header))
+    if benchmark is not None:  # a copy of a catalogue benchmark in its Hub schema, as written by a program:
+        # cells are kept exactly (MMLU has questions that start with a space)
+        exact = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+        return _benchmark_csv_rows(exact, benchmark.list_cells)
     required = ["unique_id", "category"]
     if "question" not in header and "problem" not in header:
         required.append("question")
@@ -211,6 +217,28 @@ def _read_csv(path: Path) -> Rows:
             yield where, row
 
     return rows()
+
+
+def _benchmark_csv_rows(reader: csv.DictReader[str], list_cells: tuple[str, ...]) -> Rows:
+    """Rows of a CSV copy of a Hub benchmark: its list and object cells (MMLU's `choices`, ARC's `choices`) are
+    read as JSON or as the Python literals pandas writes; every other cell stays text."""
+    for number, raw in enumerate(reader, start=1):
+        row: dict[str, Any] = {key: value for key, value in raw.items() if key is not None}
+        try:
+            for column in list_cells:
+                if column in row:
+                    row[column] = _csv_cell_value(row[column] or "", column)
+        except RowError as err:
+            yield f"row {number}", _CsvRowError(err.field, err.message, err.hint)
+            continue
+        yield f"row {number}", row
+
+
+def _csv_cell_value(value: str, column: str) -> Any:
+    try:
+        return _csv_cell_list(value)
+    except RowError:
+        raise RowError(column, f"{_show(value)} is not a JSON list or object") from None
 
 
 class _CsvRowError(RowError):
