@@ -1,4 +1,4 @@
-"""Dataset specs → validated Problems: built-in names, local files; labels for output file names."""
+"""Dataset specs → validated Problems: catalogue names, `sample`, `hf:` specs, local files; labels for file names."""
 
 from __future__ import annotations
 
