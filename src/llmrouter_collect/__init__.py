@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "load_settings": "llmrouter_collect.settings",
     "Settings": "llmrouter_collect.settings",
-    "load_problems": "llmrouter_collect.dataset",
+    "load_problems": "llmrouter_collect.benchmarks",
     "run_infer": "llmrouter_collect.infer",
     "grade_file": "llmrouter_collect.extract.runner",
     "grade_path": "llmrouter_collect.extract.runner",

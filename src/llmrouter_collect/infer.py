@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .benchmarks import dataset_fingerprint, dataset_label, load_problems
 from .client import (
     GenerationParams,
     OpenAIClient,
@@ -23,7 +24,6 @@ from .client import (
     create_http_client,
     create_transport,
 )
-from .dataset import dataset_fingerprint, dataset_label, load_problems
 from .errors import ConfigError, EndpointError, StoreError
 from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
@@ -644,7 +644,7 @@ async def run_infer(
         raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
     api_base = settings.resolved_api_base  # refuses a key headed for an address only a .env chose, before loading
     templates = load_templates(settings.prompt_template)
-    problems = load_problems(settings.dataset_names, settings.num_problems)
+    problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
     stats.problems_total = len(problems)
     transport = create_transport(settings.max_concurrent)
     http = create_http_client(
@@ -681,7 +681,7 @@ async def run_infer(
             "model": model,
             "endpoint": settings.endpoint,
             "generation": params.as_record(),
-            "prompt_fingerprint": templates.fingerprint(),
+            "prompt_fingerprint": templates.fingerprint(problems),
         }
         path = output_path(settings, model)
         on_output(path)

@@ -23,11 +23,14 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 SCHEMA_VERSION = 1
+
+AnswerKind = Literal["mcq", "math", "number"]
+"""How a problem is graded: a choice letter, a math expression, or a number (GSM8K, AIME)."""
 
 PROBLEM_FIELDS = (
     "unique_id",
@@ -64,6 +67,10 @@ class Problem:
     choices: tuple[str, ...] | None = None
     choice_index_correct: int | None = None
     explanation_correct: str | None = None
+    answer_kind: AnswerKind | None = None
+    """None: `mcq` when there are choices, else `math` (records without the field are graded that way)."""
+    prompt: str | None = None
+    """The name of the benchmark's own prompt template (prompts.BENCHMARK_TEMPLATES); None: by kind."""
 
     @property
     def is_mcq(self) -> bool:
@@ -89,6 +96,7 @@ class Problem:
             "answer_correct": self.answer_correct,
             "category": self.category,
             "dataset": self.dataset,
+            **({"answer_kind": self.answer_kind} if self.answer_kind is not None else {}),
         }
 
 

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     model: str | None = None
     """Model name as the server knows it. Local mode with no model: the server's only model is used."""
     dataset: str = "math500,mmlu_pro"
-    """Comma-separated datasets: `math500`, `mmlu_pro`, `sample`, or paths to .jsonl/.json/.parquet/.csv files."""
+    """Comma-separated datasets: `collect datasets` names, `sample`, `hf:OWNER/NAME[:CONFIG][@SPLIT]`, or file paths."""
+    dataset_map: Path | None = None
+    """TOML file mapping the columns of `hf:` datasets (and of other-schema local files) onto the unified fields."""
     num_problems: int | Literal["all"] = "all"
     """How many problems (a fixed subset spread over categories), or `all`."""
     k_responses: int = Field(default=5, ge=1)

@@ -27,6 +27,7 @@ def _loaded_after(statement: str) -> dict[str, bool]:
         "llmrouter_collect.cli.infer",
         "llmrouter_collect.cli.extract",
         "llmrouter_collect.cli.report",
+        "llmrouter_collect.cli.datasets",
         "llmrouter_collect.server",
         "llmrouter_collect.console",
     ],
@@ -45,3 +46,10 @@ def test_help_loads_nothing_heavy() -> None:
     )
     loaded = _loaded_after(statement)
     assert [name for name, present in loaded.items() if present] == []
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    import llmrouter_collect
+
+    for name in llmrouter_collect.__all__:
+        assert getattr(llmrouter_collect, name) is not None, name

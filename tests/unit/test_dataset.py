@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from llmrouter_collect.dataset import (
+from llmrouter_collect.benchmarks import (
     dataset_fingerprint,
     dataset_label,
     load_problems,
@@ -540,7 +540,7 @@ def test_a_json_object_wrapping_the_rows_names_the_key(tmp_path: Path) -> None:
 
 
 def test_unknown_names_and_files(tmp_path: Path) -> None:
-    assert "no such file, and not a built-in dataset (math500, mmlu_pro, sample)" in error_of(["gsm8k"])
+    assert "no such file, and not a built-in dataset (math500, mmlu_pro, gsm8k, mmlu," in error_of(["gsm9k"])
     other = tmp_path / "data.txt"
     other.write_text("x", encoding="utf-8")
     assert "unsupported file type '.txt'" in error_of([str(other)])
@@ -628,7 +628,7 @@ def test_subset_is_stable_across_processes_and_machines() -> None:
     problems = load_problems(["sample"])
     picks = [problems[i].unique_id for i in selection_order(problems)[:5]]
     code = (
-        "from llmrouter_collect.dataset import load_problems, select_subset;"
+        "from llmrouter_collect.benchmarks import load_problems, select_subset;"
         "print(','.join(p.unique_id for p in select_subset(load_problems(['sample']), 5)))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
@@ -683,7 +683,7 @@ def test_fingerprint_changes_with_content_not_order() -> None:
 def test_hub_unreachable_and_not_cached(tmp_path: Path, name: str) -> None:
     code = (
         "import sys\n"
-        "from llmrouter_collect.dataset import load_problems\n"
+        "from llmrouter_collect.benchmarks import load_problems\n"
         "from llmrouter_collect.errors import DatasetError\n"
         "try:\n"
         f"    load_problems([{name!r}])\n"
@@ -717,7 +717,7 @@ built = os.path.join(root, builder.dataset_name)
 [config] = os.listdir(built)
 target = os.path.join(root, repo.split("/")[0] + "___" + builder.dataset_name, "default")
 shutil.move(os.path.join(built, config), target)
-from llmrouter_collect.dataset import load_problems
+from llmrouter_collect.benchmarks import load_problems
 print(json.dumps([problem.to_record_fields() for problem in load_problems([name])]))
 """
 

@@ -104,3 +104,66 @@ def test_bad_template_files(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_template_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_templates(tmp_path / "nope.toml")
+
+
+# --- the benchmarks' own prompts -------------------------------------------------------------------
+
+GSM8K = Problem(
+    "gsm8k/test/x", "Janet has 3 apples and buys 2 more. How many?", "5", "GSM8K", "gsm8k",
+    answer_kind="number", prompt="gsm8k",
+)
+MMLU = Problem(
+    "mmlu/test/x", "2 + 2 = ?", "4", "elementary_mathematics", "mmlu", ("3", "4"), 1, answer_kind="mcq",
+    prompt="mmlu",
+)
+NUMBER = Problem("n", "How many legs has a cat?", "4", "animals", "mine", answer_kind="number")
+
+
+def test_benchmark_prompts_golden() -> None:
+    assert render_prompt(GSM8K, Templates()) == (
+        "Solve the following math word problem. Think step by step, and put your final answer (a number only) "
+        "within \\boxed{}.\n\nProblem: Janet has 3 apples and buys 2 more. How many?"
+    )
+    assert render_prompt(MMLU, Templates()) == (
+        "The following is a multiple choice question. Think step by step and then finish your answer with "
+        '"The answer is (X)" where X is the correct letter choice.\n\n'
+        "Question: 2 + 2 = ?\nOptions:\nA. 3\nB. 4\n\nAnswer: Let's think step by step."
+    )
+    # a number problem without a benchmark prompt (an hf: dataset mapped with kind = "number")
+    assert render_prompt(NUMBER, Templates()).endswith("within \\boxed{}.\n\nProblem: How many legs has a cat?")
+
+
+def test_a_kind_template_replaces_the_benchmark_prompts_of_that_kind(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('mcq = "Q: {question}\\n{choices}\\nAnswer with a letter."\n')
+    templates = load_templates(path)
+    assert render_prompt(MMLU, templates) == "Q: 2 + 2 = ?\nA. 3\nB. 4\nAnswer with a letter."
+    assert render_prompt(GSM8K, templates) == render_prompt(GSM8K, Templates())  # number prompts unchanged
+    path.write_text('gsm8k = "Compute: {question}"\nnumber = "N: {question}"\n')
+    templates = load_templates(path)
+    assert render_prompt(GSM8K, templates) == "Compute: Janet has 3 apples and buys 2 more. How many?"
+    assert render_prompt(NUMBER, templates) == "N: How many legs has a cat?"
+    assert render_prompt(MMLU, templates) == render_prompt(MMLU, Templates())
+
+
+def test_fingerprint_counts_the_templates_the_problems_use(tmp_path: Path) -> None:
+    # runs on datasets without benchmark prompts keep the fingerprint they had before these prompts existed
+    assert Templates().fingerprint([MCQ, OPEN]) == Templates().fingerprint()
+    assert Templates().fingerprint([MCQ, GSM8K]) != Templates().fingerprint([MCQ])
+    assert Templates().fingerprint([GSM8K, MMLU]) == Templates().fingerprint([MMLU, GSM8K, GSM8K])
+    path = tmp_path / "p.toml"
+    path.write_text('gsm8k = "Compute: {question}"\n')
+    changed = load_templates(path)
+    assert changed.fingerprint([GSM8K]) != Templates().fingerprint([GSM8K])
+    assert changed.fingerprint([MMLU]) == Templates().fingerprint([MMLU])
+
+
+def test_benchmark_template_needs_its_placeholders(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('winogrande = "{question} only"\n')
+    with pytest.raises(ConfigError, match=r"`winogrande` has no \{choices\}"):
+        load_templates(path)
+    path.write_text('colour = "{question}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_templates(path)
+    assert info.value.hint is not None and "gsm8k" in info.value.hint and "number" in info.value.hint

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from llmrouter_collect.dataset import map_math500_row, map_mmlu_pro_row, select_subset
+from llmrouter_collect.benchmarks import map_math500_row, map_mmlu_pro_row, select_subset
 from llmrouter_collect.records import Problem
 from llmrouter_collect.report.metrics import MIN_SPLIT_PROBLEMS, assign_split, split_warning
 from llmrouter_collect.report.run import run_report

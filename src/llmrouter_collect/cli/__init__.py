@@ -42,6 +42,7 @@ def _root(
 
 
 # Each module registers its command(s) on `app` when imported.
+from . import datasets as _datasets  # noqa: E402,F401
 from . import extract as _extract  # noqa: E402,F401
 from . import infer as _infer  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401

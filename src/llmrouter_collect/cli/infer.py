@@ -20,16 +20,18 @@ from ._common import run_or_exit
 if TYPE_CHECKING:
     from ..infer import InferStats, InferSummary
 
-HUB_DATASETS = ("math500", "mmlu_pro")
-"""Datasets loaded from the Hugging Face Hub (slow to fail without a network)."""
-
 
 @app.command(no_args_is_help=False)
 def infer(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")] = None,
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", "-d", help="math500, mmlu_pro, sample, or a file path; comma-separated."),
+        typer.Option(
+            "--dataset", "-d", help="A `collect datasets` name, sample, hf:OWNER/NAME or a file; comma-separated."
+        ),
+    ] = None,
+    dataset_map: Annotated[
+        Path | None, typer.Option("--dataset-map", help="TOML column mapping for hf:OWNER/NAME datasets.")
     ] = None,
     num_problems: Annotated[
         str | None,
@@ -104,6 +106,7 @@ def infer(
     """
     import asyncio
 
+    from ..benchmarks import is_hub_spec
     from ..infer import InferStats, run_infer
     from ..settings import load_settings
 
@@ -111,6 +114,7 @@ def infer(
         lambda: load_settings(
             model=model,
             dataset=dataset,
+            dataset_map=dataset_map,
             num_problems=num_problems,
             k_responses=k_responses,
             temperature=temperature,
@@ -137,7 +141,7 @@ def infer(
         )
     )
     stats = InferStats()
-    hub = [name for name in settings.dataset_names if name.lower().replace("-", "_") in HUB_DATASETS]
+    hub = [name for name in settings.dataset_names if is_hub_spec(name)]
     if hub:
         info(f"loading {', '.join(hub)} (Hugging Face Hub or its local cache) …")
     with LiveStatus(lambda: status_line(stats)):

@@ -8,9 +8,10 @@ from typing import Any, Literal
 from ..errors import GradeError
 from .math import Found, answers_equal, extract_math_answer, quick_equal
 from .mcq import extract_choice, gold_letter
+from .number import extract_number, numbers_equal
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.3"
+EXTRACTOR_VERSION = "1.4"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
@@ -61,6 +62,8 @@ class Task:
     is_mcq: bool
     gold: str
     choices: list[str] | None
+    number: bool = False
+    """The record's `answer_kind` is `number` (GSM8K, AIME): graded by `number.py`."""
 
 
 def task_of(record: dict[str, Any], *, where: str = "") -> Task:
@@ -92,7 +95,7 @@ def task_of(record: dict[str, Any], *, where: str = "") -> Task:
             f"{label}: open-ended problem without `answer_correct`",
             hint="every problem needs its reference answer in answer_correct",
         )
-    return Task(False, str(gold), None)
+    return Task(False, str(gold), None, record.get("answer_kind") == "number")
 
 
 def failed(response: dict[str, Any]) -> bool:
@@ -129,6 +132,11 @@ def prepare(task: Task, response: Any) -> Verdict | Found:
             return Verdict(None, "unparsed", choice.rule)
         outcome: Outcome = "correct" if choice.letter == task.gold else "wrong"
         return Verdict(choice.letter, outcome, choice.rule)
+    if task.number:
+        number = extract_number(final.text, allow_last_sentence=not cut)
+        if number is None:
+            return Verdict(None, "truncated" if cut else "unparsed", None)
+        return Verdict(number.text, "correct" if numbers_equal(number.value, task.gold) else "wrong", number.rule)
     found = extract_math_answer(final.text, allow_last_sentence=not cut)
     if found is None:
         return Verdict(None, "truncated" if cut else "unparsed", None)
