@@ -17,3 +17,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of the fault suite (tests/fault/; docs/reliability.md)."""
+    group = parser.getgroup("fault suite")
+    group.addoption(
+        "--fault-trials", type=int, default=None, help="trials per fault test (default: COLLECT_FAULT_TRIALS or 2)"
+    )
+    group.addoption(
+        "--fault-seed", default=None, help="seed of the fault trials (default: COLLECT_FAULT_SEED or random)"
+    )

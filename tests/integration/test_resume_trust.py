@@ -243,6 +243,8 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)],
                             capture_output=True)  # fmt: skip
     if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a read-only tmpfs: {result.stderr!r}")
         pytest.skip(f"cannot mount a read-only tmpfs (needs root): {result.stderr!r}")
     try:
         yield mount_point
@@ -299,20 +301,6 @@ def test_a_read_only_directory_is_a_clear_error(
     check_unwritable(run_cli(infer_args(openai_server, dataset, read_only_dir / "out.jsonl")), str(read_only_dir))
     nested = run_cli(infer_args(openai_server, dataset, read_only_dir / "sub" / "out.jsonl"))
     check_unwritable(nested, str(read_only_dir / "sub"))
-
-
-def test_a_directory_without_permission_is_a_clear_error(
-    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
-) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root ignores permission bits; the read-only mount and /proc tests cover this as root")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    try:
-        result = run_cli(infer_args(openai_server, dataset_file(count=1), locked / "out.jsonl"))
-        check_unwritable(result, str(locked))
-    finally:
-        locked.chmod(0o755)
 
 
 # --- results lines with wrong types ---------------------------------------------------------------------
