@@ -11,7 +11,7 @@ from .mcq import extract_choice, gold_letter
 from .number import extract_number, numbers_equal
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.4"
+EXTRACTOR_VERSION = "1.5"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
