@@ -84,6 +84,14 @@ CASES = [
      "A. option 0\nD. option 3\nG. option 6", TEN, "G", "answer_is"),
     ("Since the reaction is exothermic, raising the temperature shifts it left. The answer is (C).\n\n"
      "Here is a summary of the answers:\nThe answer is (A)\nThe answer is (J)", TEN, "C", "answer_is"),
+    ("Therefore, the argument commits the fallacy of weak analogy. The answer is (B).\n\n\nAnswer: The answer is "
+     "(J).\n", TEN, "B", "answer_is"),
+    ("The answer is (G).\n\nThe correct answers:\nA. option 0\nD. option 3", TEN, "G", "answer_is"),
+    # --- a tentative answer is not a continuation: the last committed answer still wins
+    ("My first guess: the answer is (B). Let me check all the options in turn.\nA. option 0\nB. option 1\n"
+     "Rechecking the units, the answer is (E).", TEN, "E", "answer_is"),
+    ("At first the answer is (B). But checking each of the answers again, the answer is (E).", TEN, "E",
+     "answer_is"),
     # --- other committed phrasings
     ("The book value is $23,000 / 500 = $46 per share. None matches exactly; the closest option is B, $45 per "
      "share.", TEN, "B", "answer_is"),

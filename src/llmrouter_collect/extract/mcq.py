@@ -153,37 +153,43 @@ def _prose_choice(text: str, valid: set[str], choices: Sequence[str] | None) -> 
 
 
 # After a committed answer, a model may keep going: it summarises answers to several questions ("Now, let's
-# combine all the answers: The answer is (B)."), lists options, or answers questions of its own. What follows
-# such a turn is not an answer to this question.
+# combine all the answers: The answer is (B)."), names several letters for other questions ("Final Answer: The
+# answer is (B), (D), (F)."), or answers a question of its own in the few-shot format ("\n\nAnswer: The answer is
+# (J)."). What follows such a turn is not an answer to this question.
 _SUMMARY = re.compile(
-    r"\b(?:combin\w*|summar\w*|all|each|list)\s+(?:of\s+)?(?:the\s+|my\s+|these\s+)?(?:final\s+)?answers\b",
+    r"\b(?:combin\w*|summar\w*|all|list)\s+(?:of\s+)?(?:the\s+|my\s+|these\s+)?(?:final\s+)?answers\b[^\n.]{0,30}:",
     re.IGNORECASE,
 )
-_OPTION_LINES = re.compile(r"^[ \t*>-]*\(?[A-Z]{1,2}[.)]\)?[ \t]+\S[^\n]*\n+[ \t*>-]*\(?[A-Z]{1,2}[.)]\)?[ \t]+\S",
-                           re.MULTILINE)
+_ANSWER_AGAIN = re.compile(r"\n[ \t]*\n[ \t*>-]*(?:answer|A)\s*:[\s*]*(?:the\s+)?answer\s+is\b", re.IGNORECASE)
 
 
 def _continuation(text: str, candidates: list[Choice]) -> int | None:
-    """Where a continuation after the first committed single answer starts, if there is one (else None).
+    """Where a continuation after the first committed single answer starts, when an answer follows it (else None).
 
-    A continuation is a summary of "all the answers", a later statement naming several letters, or a list of
-    option lines; the answer committed before it is the answer to this question.
+    A continuation is a summary of "all the answers:", a later statement naming several letters, or — after an
+    answer that closes its paragraph — a new paragraph in the few-shot answer format ("Answer: The answer is").
     """
     first = next((c for c in candidates if c.rule in ("answer_is", "boxed") and c.letter is not None), None)
     if first is None:
         return None
-    # The rest of the committing sentence belongs to it: "The answer is (G). ..." — start after its line or stop.
+    # The rest of the committing sentence belongs to it: "The answer is (G). ..." starts after its stop.
     stop = re.compile(r"[.!\n]").search(text, first.position + 10)
     after = stop.end() if stop else len(text)
     starts = [c.position for c in candidates if c.letter is None and c.position >= after]
-    for pattern in (_SUMMARY, _OPTION_LINES):
-        match = pattern.search(text, after)
-        if match:
-            starts.append(match.start())
+    summary = _SUMMARY.search(text, after)
+    if summary:
+        starts.append(summary.start())
+    line_start = text.rfind("\n", 0, first.position) + 1
+    concluded = len(text[line_start : first.position].strip()) > _SHORT_PREFIX  # it ends reasoning, not a list
+    closes_paragraph = re.match(r"[ \t]*\n[ \t]*\n", text[after:]) or re.match(r"[ \t]*\n[ \t]*\n", text[after - 1 :])
+    if concluded and closes_paragraph:
+        again = _ANSWER_AGAIN.search(text, after - 1)
+        if again:
+            starts.append(again.start())
     if not starts:
         return None
     cut = min(starts)
-    return cut if any(c.position >= cut for c in candidates) or _OPTION_LINES.search(text, cut) else None
+    return cut if any(c.position >= cut for c in candidates) else None
 
 
 _STRONG = frozenset({"answer_is", "boxed", "several_answers"})
@@ -198,18 +204,18 @@ _WHICH_IS = re.compile(
 def _explained_option_line(text: str, valid: set[str], choices: Sequence[str]) -> list[Choice]:
     """An option line ("G. [H2SO3] > [HSO3-] ...") that opens one of the last two paragraphs and is explained by
     the sentences after it, rather than listed among other option lines."""
-    paragraphs = list(re.finditer(r"[^\n](?:.|\n(?!\s*\n))*", text))[-2:]
+    paragraphs = [part for part in re.split(r"\n\s*\n", text.rstrip()) if part.strip()][-2:]
     found: list[Choice] = []
-    for paragraph in paragraphs:
-        lines = paragraph.group().split("\n")
-        if len(lines) == 1 and paragraph is paragraphs[-1]:
+    for number, paragraph in enumerate(paragraphs):
+        lines = paragraph.strip("\n").split("\n")
+        if len(lines) == 1 and number == len(paragraphs) - 1:
             continue  # nothing explains it: the last-line rules read a closing option line
         lead = _LEAD.match(lines[0])
         if lead is None or (len(lines) > 1 and _LEAD.match(lines[1])):
             continue
         letter = lead.group("a") or lead.group("b")
         if letter in valid and _norm_option(lead.group("text")) == _norm_option(choices[_index(letter)]):
-            found.append(Choice(letter, "option_line", paragraph.start()))
+            found.append(Choice(letter, "option_line", text.rfind(paragraph)))
     return found
 
 # The value of an answer field: "D", "(B)", "B (with correction)", "(B) text of B", "B. text of B", "**C**".
@@ -303,6 +309,8 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
             continue
         if not wrapped and letter == "A" and _ARTICLE.match(text, match.end()):
             continue  # the article: "the answer is A bit ...", "Answer: A lot"
+        if "\n" in text[match.end("noun") : match.start("letter")] and _in_option_list(text, match):
+            continue  # "the correct answers:\nA. ...\nD. ...": a list of option lines, not a letter after a colon
         if letter not in valid:
             continue
         letters = {letter}
@@ -331,6 +339,17 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
                     found.append(Choice(choice_letter(hits[0]), "option_text", match.start()))
                     break
     return found
+
+
+def _in_option_list(text: str, match: re.Match[str]) -> bool:
+    """True when the letter of an answer match opens an option line ("D. text") that is one of several, or that
+    follows a plural ("answers:")."""
+    start = text.rfind("\n", 0, match.start("letter")) + 1
+    lines = text[start:].split("\n", 2)
+    if not _LEAD.match(lines[0]):
+        return False
+    plural = text[match.end("noun") : match.end("noun") + 1].lower() == "s"
+    return plural or (len(lines) > 1 and bool(_LEAD.match(lines[1])))
 
 
 _ANSWER_TEXT = re.compile(
