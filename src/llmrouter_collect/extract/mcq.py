@@ -218,6 +218,7 @@ def _explained_option_line(text: str, valid: set[str], choices: Sequence[str]) -
             found.append(Choice(letter, "option_line", text.rfind(paragraph)))
     return found
 
+
 # The value of an answer field: "D", "(B)", "B (with correction)", "(B) text of B", "B. text of B", "**C**".
 _FIELD_LETTER = re.compile(
     r"[\s*(\[]*(?:option\s+|choice\s+)?(?P<letter>[A-Z]{1,2})(?![A-Za-z0-9])[\s*)\]]*(?P<rest>.*)",
@@ -226,7 +227,8 @@ _FIELD_LETTER = re.compile(
 
 
 def _field_choice(value: str, valid: set[str], choices: Sequence[str] | None) -> Choice | None:
-    """The letter an answer field names, or several_answers; None when it names no option (prose is read instead)."""
+    """The letter an answer field names, or several_answers; None when it names no option of this question (the
+    response is then unparsed: the field is the commitment, so the prose around it is not read)."""
     if choices:
         hits = [i for i, option in enumerate(choices) if _norm_option(option) == _norm_option(value)]
         if len(hits) == 1:
