@@ -109,6 +109,9 @@ CASES = [
     ('{"reasoning": "...", "answer": "Borrowers"}', FOUR, "C", "json_answer"),
     ('{"reasoning": "...", "answer": "The answer is (D)."}', FOUR, "D", "json_answer"),
     ('Let me think.\n\n{"answer": "d"}', FOUR, "D", "json_answer"),
+    ('{\\"reasoning\\": \\"the answer is (A)\\", \\"answer\\": \\"B\\"}', FOUR, "B", "json_answer"),
+    ("{'reasoning': 'Savers lose, so not (A).', 'answer': 'C'}", FOUR, "C", "json_answer"),
+    ('```json\n{"reasoning": "...", "answer": "D) Retirees"}\n```', FOUR, "D", "json_answer"),
 ]
 
 NOT_ANSWERS = [

@@ -40,6 +40,7 @@ _ANSWER_IS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _JSON_ANSWER = re.compile(r'"(?:final_)?answer"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|-?[\d.]+(?:e-?\d+)?)')
+_DICT_ANSWER = re.compile(r"'(?:final_)?answer'\s*:\s*'(?P<value>[^'\n]*)'")
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```", re.DOTALL)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
 _LONE_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)")
@@ -96,18 +97,22 @@ def json_answer_field(text: str) -> str | None:
 
     Shared by the MCQ and math graders: a response that answers in a JSON object commits to that field.
     """
-    if '"answer"' not in text and '"final_answer"' not in text:
-        return None
+    if 'answer"' not in text and "answer'" not in text and 'answer\\"' not in text:
+        return None  # the common case, settled without a regex
+    if '\\"answer\\"' in text:  # a JSON object written inside a JSON string: {\"answer\": \"D\"}
+        text = text.replace('\\"', '"')
     match = _last(_JSON_ANSWER, text)
-    if match is None:
+    if match is not None:
+        raw = match.group("value")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw.strip('"')
+        return str(value).strip() or None
+    quoted = _last(_DICT_ANSWER, text)  # a Python dict: {'reasoning': '...', 'answer': 'D'}
+    if quoted is None:
         return None
-    raw = match.group("value")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw.strip('"')
-    value = str(value).strip()
-    return value or None
+    return quoted.group("value").strip() or None
 
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
