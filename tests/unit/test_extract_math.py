@@ -50,6 +50,10 @@ EXTRACTION = [
     ('{"reasoning": "Subtract the bad cases: the answer is C(14,5) - C(8,5) = 1946. Then remove 6 more.", '
      '"answer": "1940"}', "1940", "json_answer"),
     ('Let me compute: 3 + 6 = 9.\nAnswer: "answer": "9"', "9", "json_answer"),
+    # LaTeX in a JSON string, with single backslashes (invalid JSON, and `\f` would be a form feed) or escaped
+    ('{"reasoning": "Halve it.", "answer": "\\frac{1}{2}"}', "\\frac{1}{2}", "json_answer"),
+    ('{"reasoning": "Halve it.", "answer": "\\\\frac{1}{2}"}', "\\frac{1}{2}", "json_answer"),
+    ('{"reasoning": "...", "answer": "\\boxed{x \\neq 2}"}', "x \\neq 2", "json_answer"),
     # an answer field written as a sentence: the number it states
     ('{"reasoning": "5 bags at $60 each.", "answer": "The chef spent $300 on onions."}', "$300", "json_answer"),
     ('{"reasoning": "...", "answer": "John pays $31,800 per year for driving."}', "$31,800", "json_answer"),

@@ -40,6 +40,7 @@ _ANSWER_IS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _JSON_ANSWER = re.compile(r'"(?:final_)?answer"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|-?[\d.]+(?:e-?\d+)?)')
+_LATEX_IN_JSON = re.compile(r"\\\\|\\(?=[a-zA-Z]{2,})")
 _DICT_ANSWER = re.compile(r"'(?:final_)?answer'\s*:\s*'(?P<value>[^'\n]*)'")
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```", re.DOTALL)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
@@ -103,11 +104,13 @@ def json_answer_field(text: str) -> str | None:
         text = text.replace('\\"', '"')
     match = _last(_JSON_ANSWER, text)
     if match is not None:
-        raw = match.group("value")
+        # LaTeX written with single backslashes ("\frac{1}{2}") is invalid JSON, or worse, valid with another
+        # meaning (`\f` is a form feed): a backslash before a command name stays a backslash.
+        raw = _LATEX_IN_JSON.sub(lambda m: m.group() if m.group() == "\\\\" else "\\\\", match.group("value"))
         try:
             value = json.loads(raw)
         except ValueError:
-            value = raw.strip('"')
+            value = match.group("value").strip('"')
         return str(value).strip() or None
     quoted = _last(_DICT_ANSWER, text)  # a Python dict: {'reasoning': '...', 'answer': 'D'}
     if quoted is None:
