@@ -217,7 +217,7 @@ def _clean_value(value: str) -> str:
     # Drop a closing remark: "18. I hope it is correct."
     value = re.split(r"\.\s+(?=[A-Z])|\.\s*$", value)[0].strip().rstrip(".").strip()
     # Arithmetic that ends in its result ("1,360 - 142 = 1,218"): the result.
-    worked = _WORKED.fullmatch(value)
+    worked = _WORKED.fullmatch(value) if "=" in value and len(value) <= _MAX_WORKED_CHARS else None
     if worked:
         return worked.group("result")
     # A sentence instead of a bare answer ("Hillary has 7 nickels"): its only number is the answer.
@@ -228,6 +228,8 @@ def _clean_value(value: str) -> str:
     return value
 
 
+_MAX_WORKED_CHARS = 200
+"""`_WORKED` backtracks quadratically on long runs of digits: it is only tried on short answers with an `=`."""
 _WORKED = re.compile(r"[-+*/×÷()\s\d.,$\\]*\d[-+*/×÷()\s\d.,$\\]*=\s*(?P<result>-?\\?\$?\d[\d,]*(?:\.\d+)?)")
 
 
