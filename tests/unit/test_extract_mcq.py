@@ -112,6 +112,9 @@ CASES = [
     ('{\\"reasoning\\": \\"the answer is (A)\\", \\"answer\\": \\"B\\"}', FOUR, "B", "json_answer"),
     ("{'reasoning': 'Savers lose, so not (A).', 'answer': 'C'}", FOUR, "C", "json_answer"),
     ('```json\n{"reasoning": "...", "answer": "D) Retirees"}\n```', FOUR, "D", "json_answer"),
+    # a letter alone is the letter, even when an option's text is a letter (MMLU-Pro test 10551)
+    ('{"reasoning": "-3 is the third element from the end. The answer is (A).", "answer": "A"}',
+     ["Chemistry", "B", "C", "A"], "A", "json_answer"),
 ]
 
 NOT_ANSWERS = [

@@ -229,6 +229,9 @@ _FIELD_LETTER = re.compile(
 def _field_choice(value: str, valid: set[str], choices: Sequence[str] | None) -> Choice | None:
     """The letter an answer field names, or several_answers; None when it names no option of this question (the
     response is then unparsed: the field is the commitment, so the prose around it is not read)."""
+    bare = re.fullmatch(r"[\s*(\[]*(?P<letter>[A-Z]{1,2})[\s*)\].]*", value)
+    if bare:  # a letter alone is a letter, even when some option's text is that letter
+        return Choice(bare.group("letter"), "json_answer", 0) if bare.group("letter") in valid else None
     if choices:
         hits = [i for i, option in enumerate(choices) if _norm_option(option) == _norm_option(value)]
         if len(hits) == 1:
