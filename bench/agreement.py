@@ -3,6 +3,8 @@
 Usage: .venv/bin/python bench/agreement.py [--data DIR] [--show N]
 
 MMLU-Pro: our letters against the official MMLU-Pro run's `pred` (per model), and our accuracy against theirs.
+Structured: the same responses rewritten as {"reasoning": <response>, "answer": <official letter>} in a ```json
+fence; the share read as the field's letter.
 Math: our verdicts against `math_dev_labels.jsonl`, and plain math-verify (parse the whole response, verify
 against the reference) against the same labels. Disagreements are printed for judging by hand.
 """
@@ -63,6 +65,32 @@ def mmlu(data: Path, show: int) -> None:
           f"{total['theirs_correct'] / total['n']:12.3f} {total['ours_none']:9d} {total['theirs_none']:13d}")
 
 
+def structured(data: Path) -> None:
+    """The MMLU-Pro dev responses rewritten in the structured format of JSON-answer prompts: the response becomes
+    the `reasoning` string and the official run's letter the `answer` field, in a ```json fence. Every such
+    response should be read as its field's letter, whatever letters its reasoning names."""
+    rows = {(row["unique_id"], row["response_index"]): row for row in load(data / "mmlu_pro_dev_official_pred.jsonl")}
+    records = []
+    for record in load(data / "mmlu_pro_dev.jsonl"):
+        responses = []
+        for index, response in enumerate(record["responses"]):
+            pred = rows[(record["unique_id"], index)]["pred"]
+            if pred is not None:
+                body = json.dumps({"reasoning": response["full_response"].strip(), "answer": pred}, ensure_ascii=False)
+                responses.append({"full_response": f"```json\n{body}\n```", "expected": pred})
+        records.append({**record, "responses": responses})
+    with tempfile.TemporaryDirectory() as tmp:
+        source, out = Path(tmp) / "structured.jsonl", Path(tmp) / "structured.graded.jsonl"
+        source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        grade_file(source, out)
+        graded = load(out)
+    responses = [response for record in graded for response in record["responses"]]
+    read = sum(response["extracted_answer"] == response["expected"] for response in responses)
+    unparsed = sum(response["extracted_answer"] is None for response in responses)
+    print(f"\n== MMLU-Pro dev as JSON answers ({len(responses)} responses with an official letter): field read "
+          f"{read / len(responses):.3f}, unparsed {unparsed}")
+
+
 def math_dev(data: Path, show: int) -> None:
     from math_verify import parse, verify
 
@@ -111,10 +139,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--show", type=int, default=0, help="print this many disagreements per benchmark")
-    parser.add_argument("--only", choices=["mmlu", "math"], default=None)
+    parser.add_argument("--only", choices=["mmlu", "structured", "math"], default=None)
     args = parser.parse_args()
     if args.only in (None, "mmlu"):
         mmlu(args.data, args.show)
+    if args.only in (None, "structured"):
+        structured(args.data)
     if args.only in (None, "math"):
         math_dev(args.data, args.show)
 

@@ -7,7 +7,13 @@ Builds results files in a temp directory and grades them with `runner.grade_file
   math      N responses replicated from the math dev outputs (repeated (answer, reference) pairs hit the cache)
   symbolic  M math responses whose answers are all different and all need sympy (the cache-free worst case),
             graded with 1 worker and with all cores
+  distinct  the dev outputs as they are (MMLU-Pro + math, mostly distinct answers: no replication for the cache
+            to hide), graded by the whole command (`python -m llmrouter_collect extract`, start-up included), and
+            the math file beside math-verify's own parse + verify of the same responses (one process, no start-up)
 Without the shared data, generated responses in the same formats are used.
+
+`--only distinct` runs the last set alone; `--compare-src DIR` also times the whole command with the package
+found in DIR (e.g. an older checkout's `src`), in the same run, so the ratio holds under the machine's load.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import random
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,11 +114,76 @@ def _timed(source: Path, workers: int | None) -> tuple[float, FileSummary]:
     return time.perf_counter() - started, summary
 
 
+def _command(source: Path, src: Path | None = None) -> float:
+    """Wall time of the whole `extract` command (a new process: start-up, imports and workers included)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    target = source.with_name(source.stem + ".cmd.graded.jsonl")
+    target.unlink(missing_ok=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llmrouter_collect", "extract", "-i", str(source), "-o", str(target)],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def _math_verify_alone(records: list[dict[str, Any]]) -> tuple[float, int]:
+    """math-verify's parse of the reference and of each whole response, then verify: its own grading path."""
+    import logging
+
+    from math_verify import parse, verify  # type: ignore[import-untyped]
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    count = 0
+    started = time.perf_counter()
+    for record in records:
+        gold = parse("$" + str(record["answer_correct"]) + "$")
+        for response in record["responses"]:
+            verify(gold, parse(response["full_response"]))
+            count += 1
+    return time.perf_counter() - started, count
+
+
+def _distinct(
+    mcq: list[dict[str, Any]], math: list[dict[str, Any]], root: Path, compare: Path | None, repeats: int
+) -> None:
+    mixed, math_file = root / "mixed.jsonl", root / "math_distinct.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in [*mcq, *math]), encoding="utf-8")
+    math_file.write_text("".join(json.dumps(r) + "\n" for r in math), encoding="utf-8")
+    n_mixed = sum(len(r["responses"]) for r in [*mcq, *math])
+    n_math = sum(len(r["responses"]) for r in math)
+    _command(mixed)  # warm the disk cache and the bytecode
+    # Best of `repeats`, the trees alternating, so a burst of other work on the machine hits both alike.
+    best: dict[tuple[str, Path | None], float] = {}
+    for _ in range(repeats):
+        for src in (None, compare) if compare is not None else (None,):
+            for name, path in (("mixed", mixed), ("math", math_file)):
+                seconds = _command(path, src)
+                best[(name, src)] = min(best.get((name, src), seconds), seconds)
+    rows = [("mixed, whole command", n_mixed, best[("mixed", None)]),
+            ("math, whole command", n_math, best[("math", None)])]
+    if compare is not None:
+        rows += [(f"mixed, whole command ({compare})", n_mixed, best[("mixed", compare)]),
+                 (f"math, whole command ({compare})", n_math, best[("math", compare)])]
+    mv_seconds, mv_count = min(_math_verify_alone(math) for _ in range(repeats))
+    rows.append(("math, math-verify parse+verify alone", mv_count, mv_seconds))
+    title = f"distinct answers (not replicated), best of {repeats}"
+    print(f"\n{title:48} {'responses':>9} {'seconds':>8} {'resp/s':>8}")
+    for name, count, seconds in rows:
+        print(f"{name:48} {count:9d} {seconds:8.2f} {count / seconds:8.0f}")
+    print(f"\nmath: the whole command is {mv_seconds / rows[1][2]:.2f}x faster than math-verify alone"
+          + (f"; this tree / {compare}: mixed {rows[2][2] / rows[0][2]:.2f}x, math {rows[3][2] / rows[1][2]:.2f}x "
+             "(above 1 = this tree is faster)" if compare is not None else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000, help="responses in the mcq and math files")
     parser.add_argument("--symbolic", type=int, default=2_000, help="distinct symbolic math responses")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--only", choices=["distinct"], default=None, help="run only the distinct-answers set")
+    parser.add_argument("--compare-src", type=Path, default=None, help="also time the command with this package src")
+    parser.add_argument("--repeats", type=int, default=3, help="distinct set: best of this many runs")
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -123,6 +195,9 @@ def main() -> None:
     print(f"responses from: {args.data if have_data else 'generated text (shared data not found)'}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.only == "distinct":
+            _distinct(mcq, math, root, args.compare_src, args.repeats)
+            return
         rows = []
         n = _replicate(mcq, args.responses, root / "mcq.jsonl")
         seconds, summary = _timed(root / "mcq.jsonl", None)
@@ -135,6 +210,7 @@ def main() -> None:
         rows.append(("math symbolic, 1 worker", n, seconds_one, summary_one))
         seconds_all, summary_all = _timed(root / "sym.jsonl", None)
         rows.append((f"math symbolic, {default_workers()} workers", n, seconds_all, summary_all))
+        _distinct(mcq, math, root, args.compare_src, args.repeats)
     print(f"\n{'set':28} {'responses':>9} {'seconds':>8} {'resp/s':>9} {'sympy checks':>12} {'cache hits':>10} "
           f"{'timeouts':>8}")
     for name, count, seconds, summary in rows:

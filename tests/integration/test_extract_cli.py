@@ -269,3 +269,28 @@ def test_the_command_line_loads_no_grader_report_or_settings_module_until_a_comm
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_check_audits_a_graded_file_without_writing(tmp_path: Path) -> None:
+    source = tmp_path / "run.jsonl"
+    record = results_record("p1", "physics", ['{"reasoning": "v = g t = 20 m/s", "answer": "C"}', "Answer: C"])
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert runner.invoke(app, ["extract", "-i", str(source)]).exit_code == 0
+    graded = tmp_path / "run.graded.jsonl"
+    # As an older grader left it: the JSON answer field unread.
+    old = json.loads(graded.read_text(encoding="utf-8"))
+    old["extractor_version"] = "1.4"
+    del old["grader"]
+    old["responses"][0].update(extracted_answer=None, is_correct=False, outcome="unparsed", extraction_rule=None)
+    graded.write_text(json.dumps(old) + "\n", encoding="utf-8")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    result = runner.invoke(app, ["extract", "-i", str(graded), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "graded by:  extractor 1.4" in result.output
+    assert "math-verify" in result.output
+    assert "p1#0: unparsed None → correct 'C'" in result.output
+    assert "1 of 2 verdicts would change" in result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+    refused = runner.invoke(app, ["extract", "-i", str(source), "--check"])
+    assert refused.exit_code == 1
+    assert "not a graded file" in refused.output

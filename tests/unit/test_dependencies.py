@@ -14,6 +14,7 @@ SOURCE = ROOT / "src" / "llmrouter_collect"
 
 NOT_IMPORTED_ON_PURPOSE: dict[str, str] = {
     "aiohttp": "the HTTP transport under httpx-aiohttp (client.py); declared for its version floor",
+    "latex2sympy2-extended": "math-verify's LaTeX parser; its major version is pinned because it decides verdicts",
 }
 """Declared distributions the package never imports by name, with the reason they are declared."""
 

@@ -24,6 +24,10 @@ HOSTILE_TEXTS: dict[str, str] = {
     "100,000 digits in the last sentence": "So the answer is " + "9" * 100_000 + ".",
     "200,000 backslashes": "\\" * 200_000,
     "100,000 unclosed think tags": "<think>" * 100_000,
+    "worked sum of 100,000 digits": "Answer: " + "9" * 100_000 + " + 1 = " + "1" * 50_000,
+    "answer field of 100,000 digits": '{"answer": "' + "9" * 100_000 + ' = 1"}',
+    "10,000 answer fields": '{"answer": "A"} ' * 10_000,
+    "10,000 continuations": "The answer is (A). Now, let's combine all the answers: " * 10_000,
 }
 """Texts degenerate models really produce (or that damaged files hold)."""
 

@@ -44,6 +44,21 @@ EXTRACTION = [
     ("**Answer:** 1,450,000", "1,450,000", "answer_is"),
     ('{"reasoning": "2+2", "answer": "4"}', "4", "json_answer"),
     ('{"answer": 12.5}', "12.5", "json_answer"),
+    # a structured answer field is the commitment, whatever prose says around it or inside it
+    ('So, the answer is:\n```json\n{"reasoning": "There are 14 choose 5 ways.", "answer": "2002"}\n```', "2002",
+     "json_answer"),
+    ('{"reasoning": "Subtract the bad cases: the answer is C(14,5) - C(8,5) = 1946. Then remove 6 more.", '
+     '"answer": "1940"}', "1940", "json_answer"),
+    ('Let me compute: 3 + 6 = 9.\nAnswer: "answer": "9"', "9", "json_answer"),
+    # LaTeX in a JSON string, with single backslashes (invalid JSON, and `\f` would be a form feed) or escaped
+    ('{"reasoning": "Halve it.", "answer": "\\frac{1}{2}"}', "\\frac{1}{2}", "json_answer"),
+    ('{"reasoning": "Halve it.", "answer": "\\\\frac{1}{2}"}', "\\frac{1}{2}", "json_answer"),
+    ('{"reasoning": "...", "answer": "\\boxed{x \\neq 2}"}', "x \\neq 2", "json_answer"),
+    # an answer field written as a sentence: the number it states
+    ('{"reasoning": "5 bags at $60 each.", "answer": "The chef spent $300 on onions."}', "$300", "json_answer"),
+    ('{"reasoning": "...", "answer": "John pays $31,800 per year for driving."}', "$31,800", "json_answer"),
+    ('{"reasoning": "...", "answer": "1,360 - 142 = 1,218"}', "1,218", "json_answer"),
+    ('{"reasoning": "He leaves at 1:40 and walks 30 minutes.", "answer": "2:10 pm"}', "2:10 pm", "json_answer"),
     ("\\begin{align*} x &amp;= 2 \\end{align*} so $x \\boxed{&lt; 3}$", "< 3", "boxed"),
     ("So she spends \\(\\$36\\).\n\nAnswer: $\\$36$", "\\$36", "answer_is"),
     # plain prose: the closing sentence, never a number from the middle
@@ -165,6 +180,16 @@ EQUIVALENCE = [
     ("x^2+2x+1", "(x+1)^2", True),
     ("567", "$\\frac{567}{4}$", False),
     ("-15", "15", False),
+    # thin-space thousands separators in the reference
+    ("900000000", "900,\\!000,\\!000", True),
+    ("50625", "50,\\!625", True),
+    ("50,625", "50,\\!625", True),
+    ("50626", "50,\\!625", False),
+    # a list of alternatives does not answer a question asking for one value
+    ("3, 4, 5, 6, 7, or 8", "8", False),
+    ("3, 4, 5, 6, 7, 8", "8", False),
+    ("8, 8", "8", True),
+    ("(2, 8)", "(2,8)", True),
 ]
 
 

@@ -75,6 +75,46 @@ CASES = [
     ("The answer is (B).\n\nQuestion: Which of the following is a prime number?\nOptions: ...\nAnswer: Let's think "
      "step by step. The answer is (D).", TEN, "B", "answer_is"),
     ("The answer is (A).\nQ: What is 2+2?\nA: The answer is (C).", TEN, "A", "answer_is"),
+    # --- continuations after the committed answer: the answer to this question is the one committed first
+    ("The firm's cost of equity follows from CAPM: 4% + 1.2 x 6% = 11.2%. The answer is (G).\n\nNow, let's "
+     "combine all the answers: The answer is (B).", TEN, "G", "answer_is"),
+    ("Thus the tension is 49 N. The answer is (G).\n\nFinal Answer: The answer is (B), (D), (F).", TEN, "G",
+     "answer_is"),
+    ("A diode conducts in one direction only. The answer is (G).\n\nThe options that are correct answers:\n"
+     "A. option 0\nD. option 3\nG. option 6", TEN, "G", "answer_is"),
+    ("Since the reaction is exothermic, raising the temperature shifts it left. The answer is (C).\n\n"
+     "Here is a summary of the answers:\nThe answer is (A)\nThe answer is (J)", TEN, "C", "answer_is"),
+    ("Therefore, the argument commits the fallacy of weak analogy. The answer is (B).\n\n\nAnswer: The answer is "
+     "(J).\n", TEN, "B", "answer_is"),
+    ("The answer is (G).\n\nThe correct answers:\nA. option 0\nD. option 3", TEN, "G", "answer_is"),
+    # --- a tentative answer is not a continuation: the last committed answer still wins
+    ("My first guess: the answer is (B). Let me check all the options in turn.\nA. option 0\nB. option 1\n"
+     "Rechecking the units, the answer is (E).", TEN, "E", "answer_is"),
+    ("At first the answer is (B). But checking each of the answers again, the answer is (E).", TEN, "E",
+     "answer_is"),
+    # --- other committed phrasings
+    ("The book value is $23,000 / 500 = $46 per share. None matches exactly; the closest option is B, $45 per "
+     "share.", TEN, "B", "answer_is"),
+    ("The speed is v = d / t = 90 m / 20 s = 4.5 m/s, which is option (J).", TEN, "J", "which_is"),
+    ("Sulfurous acid is a weak diprotic acid, so its first dissociation dominates.\n\n"
+     "G. [H2SO3] > [HSO3-] = [H3O+] > [SO3^2-] > [OH-]\n\nThis is because the second dissociation constant is "
+     "far smaller than the first, so very little sulfite forms.",
+     ["[H2SO3] > [OH-]", "b", "c", "d", "e", "f", "[H2SO3] > [HSO3-] = [H3O+] > [SO3^2-] > [OH-]", "h"], "G",
+     "option_line"),
+    # --- a structured answer field is read first
+    ('```json\n{"reasoning": "Savers lose when inflation is unexpected, so the answer is (A) at first sight, but '
+     'borrowers repay in cheaper money.", "answer": "C"}\n```', FOUR, "C", "json_answer"),
+    ('{"reasoning": "The integral evaluates to 2/3.", "answer": "B (with correction)"}', TEN, "B", "json_answer"),
+    ('{"reasoning": "...", "answer": "(B) Creditors"}', FOUR, "B", "json_answer"),
+    ('{"reasoning": "...", "answer": "Borrowers"}', FOUR, "C", "json_answer"),
+    ('{"reasoning": "...", "answer": "The answer is (D)."}', FOUR, "D", "json_answer"),
+    ('Let me think.\n\n{"answer": "d"}', FOUR, "D", "json_answer"),
+    ('{\\"reasoning\\": \\"the answer is (A)\\", \\"answer\\": \\"B\\"}', FOUR, "B", "json_answer"),
+    ("{'reasoning': 'Savers lose, so not (A).', 'answer': 'C'}", FOUR, "C", "json_answer"),
+    ('```json\n{"reasoning": "...", "answer": "D) Retirees"}\n```', FOUR, "D", "json_answer"),
+    # a letter alone is the letter, even when an option's text is a letter (MMLU-Pro test 10551)
+    ('{"reasoning": "-3 is the third element from the end. The answer is (A).", "answer": "A"}',
+     ["Chemistry", "B", "C", "A"], "A", "json_answer"),
 ]
 
 NOT_ANSWERS = [
@@ -87,6 +127,11 @@ NOT_ANSWERS = [
     ("However, it is not known for quick response to change, high flexibility, or easy to manage. "
      "The answer is (C) or (F).\n\n", TEN, "several_answers"),
     ("Reasoning...\n\n**A** or **D**", FOUR, "several_answers"),
+    ("The answer is (F) and (I).", TEN, "several_answers"),
+    ('{"reasoning": "Both hold.", "answer": "B, D"}', FOUR, "several_answers"),
+    ('{"reasoning": "Both hold.", "answer": "B and D"}', FOUR, "several_answers"),
+    # an answer field that names no option is no answer, even when its reasoning does
+    ('{"reasoning": "the answer is (C)", "answer": "E"}', FOUR, None),
     # a letter outside the choices
     ("Therefore, none of the given options will cause a fall in potential GDP. The answer is (I) None of the "
      "above.\n\n", ["a", "b", "c", "d", "e", "f", "g", "h"], None),

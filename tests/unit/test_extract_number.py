@@ -36,6 +36,14 @@ CASES: list[tuple[str, str, str | None, bool]] = [
     ("\\boxed{18}\n\nCheck: 9 eggs * $2 = $18, plus 3 eaten = 21 eggs in the morning.", "18", "18", True),
     ("#### 20\n\nNote: I first thought 16 + 4 = 20 was wrong, but 5 * 4 = 20 confirms it.", "20", "20", True),
     ("She has 16 - 3 - 4 = 9 eggs and sells them for 9 * 2 = 18 dollars, so she makes $18.", "18", "18", True),
+    # a JSON answer field is the commitment; a sentence in it states its number
+    ('```json\n{"reasoning": "The answer is 12 bags, so 12 * 25 = 300.", "answer": "The chef spent $300 on '
+     'onions."}\n```', "300", "300", True),
+    ('{"reasoning": "2,650 * 12 = 31,800", "answer": "John pays $31,800 per year for driving."}', "31800", "31800",
+     True),
+    ('{"reasoning": "...", "answer": "1,360 - 142 = 1,218"}', "1218", "1218", True),
+    ('{"reasoning": "She starts at 1:40 and walks 30 minutes.", "answer": "2:10 pm"}', "2", "2:10 pm", False),
+    ("So, the answer is:\n{\"reasoning\": \"4 + 5\", \"answer\": \"9\"}", "9", "9", True),
     # wrong answers stay wrong
     ("9 eggs at $2 is \\boxed{16}.", "18", "16", False),
     ("The answer is \\boxed{180}.", "18", "180", False),

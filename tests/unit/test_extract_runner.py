@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 
 from llmrouter_collect.errors import GradeError
-from llmrouter_collect.extract import EXTRACTOR_VERSION
-from llmrouter_collect.extract.runner import FileFailure, FileSummary, grade_file, grade_path, plan
+from llmrouter_collect.extract import EXTRACTOR_VERSION, GRADER_PACKAGES, grader_versions
+from llmrouter_collect.extract.runner import (
+    Change,
+    FileFailure,
+    FileSummary,
+    check_file,
+    grade_file,
+    grade_path,
+    plan,
+)
 
 CHOICES = ["$218.40", "$220.00", "$234.00", "$210.00"]
 
@@ -274,3 +282,34 @@ def test_a_worker_killed_mid_file_costs_no_grade(tmp_path: Path) -> None:
     assert killed
     assert summary.records == 4 and summary.grader_errors == 0
     assert summary.counts == {"correct": 1600, "wrong": 1600, "unparsed": 1600}
+
+
+def test_a_graded_file_says_what_graded_it(tmp_path: Path) -> None:
+    source = write(tmp_path / "run.jsonl", [math_record("m1", ["So $\\boxed{0.75}$."])])
+    summary = grade_file(source, tmp_path / "run.graded.jsonl", workers=1)
+    [record] = read(summary.output)
+    assert record["grader"] == grader_versions()
+    assert set(record["grader"]) == {"extractor", *GRADER_PACKAGES}
+    assert record["grader"]["extractor"] == EXTRACTOR_VERSION
+    assert all(isinstance(value, str) and value for value in record["grader"].values())
+
+
+def test_check_lists_the_verdicts_a_grader_upgrade_would_change(tmp_path: Path) -> None:
+    # Graded by an older extractor that did not read the JSON answer field: unparsed then, correct now.
+    graded = mcq_record("q1", ['```json\n{"reasoning": "7,800 / 100 x 2.80", "answer": "A"}\n```', "Answer: B"],
+                        extractor_version="1.4")
+    graded["responses"][0].update(extracted_answer=None, is_correct=False, outcome="unparsed", extraction_rule=None)
+    graded["responses"][1].update(extracted_answer="B", is_correct=False, outcome="wrong", extraction_rule="answer_is")
+    path = write(tmp_path / "old.graded.jsonl", [graded])
+    before = path.read_bytes()
+    summary = check_file(path, workers=1)
+    assert path.read_bytes() == before  # an audit writes nothing
+    assert summary.responses == 2
+    assert summary.old_graders == {"extractor 1.4"}
+    assert summary.changes == [Change("m", "q1", 0, "unparsed", None, "correct", "A")]
+
+
+def test_check_refuses_a_file_that_is_not_graded(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.jsonl", [mcq_record("q1", ["Answer: A"])])
+    with pytest.raises(GradeError, match="not a graded file"):
+        check_file(path, workers=1)

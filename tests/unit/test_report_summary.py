@@ -362,3 +362,17 @@ def test_a_raw_file_beside_its_graded_file_is_skipped_without_asking_to_grade_it
     assert "its graded file alpha.graded.jsonl beside it is read" in alpha
     [beta] = [warning for warning in warnings if "beta.jsonl" in warning]
     assert "run `collect extract -i" in beta
+
+
+def test_files_graded_with_different_grading_packages_are_flagged(tmp_path: Path) -> None:
+    old = {"extractor": "1", "math-verify": "0.8.0", "sympy": "1.13.3", "latex2sympy2_extended": "1.10.1"}
+    new = {**old, "math-verify": "0.9.0", "sympy": "1.14.0"}
+    write_jsonl(tmp_path / "alpha.graded.jsonl", [{**r, "grader": old} for r in alpha_records()])
+    write_jsonl(tmp_path / "beta.graded.jsonl", [{**r, "grader": new} for r in beta_records()])
+    warnings: list[str] = []
+    load([tmp_path], warn=warnings.append)
+    assert any("different grading packages" in w and "math-verify 0.8.0" in w and "math-verify 0.9.0" in w
+               for w in warnings)
+    same: list[str] = []
+    load([tmp_path / "alpha.graded.jsonl"], warn=same.append)
+    assert not any("grading packages" in warning for warning in same)

@@ -46,6 +46,14 @@ def extract(
         float | None,
         typer.Option("--grade-timeout", help="Seconds one symbolic math check may take (default 5)."),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Audit a graded file: regrade it with the current grader and list the responses whose verdict "
+            "would change. Nothing is written.",
+        ),
+    ] = False,
 ) -> None:
     """Grade responses: extract each final answer, compare it with the reference, write graded results.
 
@@ -59,6 +67,9 @@ def extract(
     from ..settings import load_settings
 
     settings = run_or_exit(lambda: load_settings(workers=workers, grade_timeout=grade_timeout))
+    if check:
+        _check(input_path, workers=settings.workers, timeout=settings.grade_timeout)
+        return
 
     progress = _Progress()
 
@@ -88,6 +99,36 @@ def extract(
     if failures:
         err_console.print(f"[bold red]{failures} file(s) could not be graded[/]")
         raise typer.Exit(1)
+
+
+_CHANGES_SHOWN = 50
+
+
+def _check(path: Path, *, workers: int | None, timeout: float) -> None:
+    """`--check`: regrade a graded file in a temporary place and print the verdicts that would change."""
+    from ..extract import grader_versions
+    from ..extract.runner import check_file
+
+    summary = run_or_exit(lambda: check_file(path, workers=workers, timeout=timeout))
+    now = ", ".join(f"{name} {value}" for name, value in grader_versions().items())
+    out_console.print(f"[bold]{escape(str(path))}[/]: {summary.responses} responses")
+    for grader in sorted(summary.old_graders):
+        out_console.print(f"  graded by:  {escape(grader)}")
+    out_console.print(f"  regraded by: {escape(now)}")
+    for change in summary.changes[:_CHANGES_SHOWN]:
+        where = f"{change.model}/" if change.model else ""
+        out_console.print(
+            f"  {escape(where + change.unique_id)}#{change.index}: {change.old_outcome} "
+            f"{change.old_answer!r} → {change.new_outcome} {change.new_answer!r}",
+        )
+    if len(summary.changes) > _CHANGES_SHOWN:
+        out_console.print(f"  … and {len(summary.changes) - _CHANGES_SHOWN} more")
+    if summary.missing:
+        warn(f"{summary.missing} response(s) of the regraded file have no verdict in {path}")
+    out_console.print(
+        f"  {len(summary.changes)} of {summary.responses} verdicts would change; "
+        + ("rerun `collect extract` on the results file to apply them" if summary.changes else "nothing to do")
+    )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,8 +12,30 @@ from .mcq import extract_choice, gold_letter
 from .number import extract_number, numbers_equal
 from .reasoning import final_text
 
-EXTRACTOR_VERSION = "1.4"
+EXTRACTOR_VERSION = "1.5"
 """Written into every graded record; bump it whenever a rule changes, so two gradings can be compared."""
+
+GRADER_PACKAGES = ("math-verify", "sympy", "latex2sympy2_extended")
+"""The packages whose versions decide math verdicts (math-verify parses LaTeX with latex2sympy2_extended into
+sympy); their versions are written beside `extractor_version` in every graded record."""
+
+
+@functools.cache
+def grader_versions() -> dict[str, str]:
+    """What grades: the extractor version and the installed versions of GRADER_PACKAGES ("missing" if absent).
+
+    Written into every graded record as `grader`, so a graded file says exactly what graded it.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"extractor": EXTRACTOR_VERSION}
+    for package in GRADER_PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
 
 Outcome = Literal["correct", "wrong", "unparsed", "truncated", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "unparsed", "truncated", "error")
@@ -180,12 +203,14 @@ def grade_response(record: dict[str, Any], response: dict[str, Any]) -> Verdict:
 __all__ = [
     "EXTRACTOR_VERSION",
     "GRADER_ERROR",
+    "GRADER_PACKAGES",
     "OUTCOMES",
     "Outcome",
     "Task",
     "Verdict",
     "grade_response",
     "grader_failure",
+    "grader_versions",
     "prepare",
     "prepare_safely",
     "task_of",

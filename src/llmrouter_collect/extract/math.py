@@ -40,6 +40,8 @@ _ANSWER_IS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _JSON_ANSWER = re.compile(r'"(?:final_)?answer"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|-?[\d.]+(?:e-?\d+)?)')
+_LATEX_IN_JSON = re.compile(r"\\\\|\\(?=[a-zA-Z]{2,})")
+_DICT_ANSWER = re.compile(r"'(?:final_)?answer'\s*:\s*'(?P<value>[^'\n]*)'")
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```", re.DOTALL)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
 _LONE_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\$?\d[\d,]*(?:\.\d+)?%?|-?\.\d+)")
@@ -64,6 +66,11 @@ def extract_math_answer(text: str, *, allow_last_sentence: bool = True) -> Found
         text = text[-MAX_SCAN_CHARS:]
     if "&amp;" in text or "&lt;" in text or "&gt;" in text:  # HTML-escaped output (some APIs and dumps)
         text = html.unescape(text)
+    field = json_answer_field(text)
+    if field is not None:  # a structured answer field is the commitment: prose around it (or in it) never wins
+        value = _clean_value(field)
+        if value:
+            return Found(value, "json_answer")
     strong: list[tuple[int, Found]] = []
     boxed = _last_boxed(text)
     if boxed:
@@ -81,18 +88,34 @@ def extract_math_answer(text: str, *, allow_last_sentence: bool = True) -> Found
             strong.append((match.start(), Found(value, "answer_is")))
     if strong:
         return max(strong, key=lambda item: item[0])[1]
-    match = _last(_JSON_ANSWER, text)
-    if match:
-        raw = match.group("value")
-        try:
-            value = str(json.loads(raw)).strip()
-        except ValueError:
-            value = raw.strip('"')
-        if value:
-            return Found(value, "json_answer")
     if allow_last_sentence and not _unclosed_box(text):
         return _last_sentence_number(text)
     return None
+
+
+def json_answer_field(text: str) -> str | None:
+    """The value of the last JSON `"answer"` (or `"final_answer"`) field in a response, as text; None without one.
+
+    Shared by the MCQ and math graders: a response that answers in a JSON object commits to that field.
+    """
+    if 'answer"' not in text and "answer'" not in text and 'answer\\"' not in text:
+        return None  # the common case, settled without a regex
+    if '\\"answer\\"' in text:  # a JSON object written inside a JSON string: {\"answer\": \"D\"}
+        text = text.replace('\\"', '"')
+    match = _last(_JSON_ANSWER, text)
+    if match is not None:
+        # LaTeX written with single backslashes ("\frac{1}{2}") is invalid JSON, or worse, valid with another
+        # meaning (`\f` is a form feed): a backslash before a command name stays a backslash.
+        raw = _LATEX_IN_JSON.sub(lambda m: m.group() if m.group() == "\\\\" else "\\\\", match.group("value"))
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = match.group("value").strip('"')
+        return str(value).strip() or None
+    quoted = _last(_DICT_ANSWER, text)  # a Python dict: {'reasoning': '...', 'answer': 'D'}
+    if quoted is None:
+        return None
+    return quoted.group("value").strip() or None
 
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -193,12 +216,21 @@ def _clean_value(value: str) -> str:
         return (math.group("m") or math.group("p") or math.group("b")).strip().replace(dollar, "\\$")
     # Drop a closing remark: "18. I hope it is correct."
     value = re.split(r"\.\s+(?=[A-Z])|\.\s*$", value)[0].strip().rstrip(".").strip()
+    # Arithmetic that ends in its result ("1,360 - 142 = 1,218"): the result.
+    worked = _WORKED.fullmatch(value) if "=" in value and len(value) <= _MAX_WORKED_CHARS else None
+    if worked:
+        return worked.group("result")
     # A sentence instead of a bare answer ("Hillary has 7 nickels"): its only number is the answer.
     if len(re.findall(r"[A-Za-z]{2,}", value)) >= 2 and "\\" not in value:
         numbers: list[str] = _NUMBER.findall(value)
         if len(numbers) == 1:
             return numbers[0]
     return value
+
+
+_MAX_WORKED_CHARS = 200
+"""`_WORKED` backtracks quadratically on long runs of digits: it is only tried on short answers with an `=`."""
+_WORKED = re.compile(r"[-+*/×÷()\s\d.,$\\]*\d[-+*/×÷()\s\d.,$\\]*=\s*(?P<result>-?\\?\$?\d[\d,]*(?:\.\d+)?)")
 
 
 def _looks_like_answer(value: str) -> bool:
@@ -277,7 +309,9 @@ def normalize(answer: str, *, strip_assignment: bool = True) -> Normal:
         text = text.replace(wrapper, "")
     text = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", text)
     # Spacing commands go; a row break (two backslashes, in matrices) stays.
-    text = re.sub(r"(?<!\\)\\(?:!|,|;|:| |quad|qquad|displaystyle)", " ", text).replace("~", " ")
+    # `\!` is a negative thin space: it joins what it stands between (`900,\!000` is 900,000).
+    text = re.sub(r"(?<!\\)\\!", "", text)
+    text = re.sub(r"(?<!\\)\\(?:,|;|:| |quad|qquad|displaystyle)", " ", text).replace("~", " ")
     text = re.sub(r"\\[dt]frac", r"\\frac", text)
     text = re.sub(r"\\boxed\s*\{(.*)\}", r"\1", text)
     text = re.sub(r"(?<!\\)\\(?=\d)", "", text)  # "\15" (a stray backslash from "\$15")
@@ -394,6 +428,27 @@ def _string_key(text: str) -> str:
     return re.sub(r"[\s{}]", "", text).lower().strip("().")
 
 
+_OPEN = frozenset("([{")
+_CLOSE = frozenset(")]}")
+
+
+def _items(text: str) -> set[str]:
+    """The distinct comma-separated items of a normalised answer, split at bracket depth 0 only (a tuple or an
+    interval is one item; `1,450` is one item only after normalisation has removed its separator)."""
+    items: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth -= 1
+        elif char == "," and depth == 0 and text[index - 1 : index] != "\\":
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:])
+    return {_string_key(item) for item in items if _string_key(item)}
+
+
 def quick_equal(pred: str, gold: str) -> bool | None:
     """Decide cheaply when possible: equal canonical text, or two plain numbers. None means "needs sympy"."""
     gold_n = normalize(gold, strip_assignment=True)
@@ -402,6 +457,8 @@ def quick_equal(pred: str, gold: str) -> bool | None:
         return False
     if _string_key(pred_n.text) == _string_key(gold_n.text):
         return True
+    if len(_items(pred_n.text)) > 1 and len(_items(gold_n.text)) == 1:
+        return False  # a list of alternatives ("3, 4, 5, or 8") does not answer a question asking for one value
     pred_v, gold_v = _as_number(pred_n.text), _as_number(gold_n.text)
     if pred_v is not None and gold_v is not None:
         return any(_close(p, g) for p in _values(pred_v, pred_n.percent) for g in _values(gold_v, gold_n.percent))

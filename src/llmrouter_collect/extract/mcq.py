@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..records import choice_letter
+from .math import json_answer_field
 
 MAX_SCAN_CHARS = 20_000
 """Only the last part of a very long response is searched (repetition loops run to the token limit)."""
@@ -26,7 +27,7 @@ _LETTER = (
 
 # "The answer is (C)", "the correct answer is: **C**", "Answer: C", "the correct option is C", "answer (F)".
 _ANSWER_IS = re.compile(
-    r"(?:\b(?P<qual>final|correct|right|best|most\s+(?:likely|appropriate|accurate)|only)\s+)?"
+    r"(?:\b(?P<qual>final|correct|right|best|closest|nearest|most\s+(?:likely|appropriate|accurate)|only)\s+)?"
     r"\b(?P<noun>answer|option|choice|selection)s?\b"
     r"(?:\s+(?:to\s+(?:the|this)\s+question\s+)?(?P<verb>is|would\s+be|should\s+be|must\s+be|will\s+be|=)"
     r"(?:\s+(?:therefore|thus|then|clearly|likely|probably))?)?"
@@ -106,8 +107,15 @@ def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
         text = text[-MAX_SCAN_CHARS:]
     if "&" in text:
         text = html.unescape(text)
-    text = _cut_follow_up(text)
     valid = {choice_letter(i) for i in range(len(choices))} if choices else {choice_letter(i) for i in range(26)}
+    text = _cut_follow_up(text)
+    field = json_answer_field(text)
+    if field is not None:  # {"reasoning": ..., "answer": "D"}: the field is the commitment, read before any prose
+        return _field_choice(field, valid, choices)
+    return _prose_choice(text, valid, choices)
+
+
+def _prose_choice(text: str, valid: set[str], choices: Sequence[str] | None) -> Choice | None:
     candidates: list[Choice] = []
     candidates += _answer_is(text, valid, choices)
     for match in _BOXED.finditer(text):
@@ -125,6 +133,11 @@ def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
     for match in _CORRECT_NOUN.finditer(text):
         if match.group("letter") in valid and not _NEGATED.search(text[: match.start("letter") - 1]):
             candidates.append(Choice(match.group("letter"), "correct_is", match.start()))
+    for match in _WHICH_IS.finditer(text):
+        if match.group("letter") in valid:
+            candidates.append(Choice(match.group("letter"), "which_is", match.start()))
+    if choices:
+        candidates += _explained_option_line(text, valid, choices)
     last_line_start = len(text.rstrip()) - len(text.rstrip().rsplit("\n", 1)[-1])
     if not any(choice.position >= last_line_start for choice in candidates):
         candidates += _last_line(text, valid, choices)
@@ -133,10 +146,113 @@ def extract_choice(text: str, choices: Sequence[str] | None) -> Choice | None:
     # An explicit answer statement outranks weaker signals ("(A) is correct only if rates fall") after it.
     strong = [choice for choice in candidates if choice.rule in _STRONG]
     candidates = sorted(strong or candidates, key=lambda choice: choice.position)
+    cut = _continuation(text, candidates)
+    if cut is not None:
+        return _prose_choice(text[:cut], valid, choices)
     return _skip_answer_dump(text, candidates)
 
 
+# After a committed answer, a model may keep going: it summarises answers to several questions ("Now, let's
+# combine all the answers: The answer is (B)."), names several letters for other questions ("Final Answer: The
+# answer is (B), (D), (F)."), or answers a question of its own in the few-shot format ("\n\nAnswer: The answer is
+# (J)."). What follows such a turn is not an answer to this question.
+_SUMMARY = re.compile(
+    r"\b(?:combin\w*|summar\w*|all|list)\s+(?:of\s+)?(?:the\s+|my\s+|these\s+)?(?:final\s+)?answers\b[^\n.]{0,30}:",
+    re.IGNORECASE,
+)
+_ANSWER_AGAIN = re.compile(r"\n[ \t]*\n[ \t*>-]*(?:answer|A)\s*:[\s*]*(?:the\s+)?answer\s+is\b", re.IGNORECASE)
+
+
+def _continuation(text: str, candidates: list[Choice]) -> int | None:
+    """Where a continuation after the first committed single answer starts, when an answer follows it (else None).
+
+    A continuation is a summary of "all the answers:", a later statement naming several letters, or — after an
+    answer that closes its paragraph — a new paragraph in the few-shot answer format ("Answer: The answer is").
+    """
+    first = next((c for c in candidates if c.rule in ("answer_is", "boxed") and c.letter is not None), None)
+    if first is None:
+        return None
+    # The rest of the committing sentence belongs to it: "The answer is (G). ..." starts after its stop.
+    stop = re.compile(r"[.!\n]").search(text, first.position + 10)
+    after = stop.end() if stop else len(text)
+    starts = [c.position for c in candidates if c.letter is None and c.position >= after]
+    summary = _SUMMARY.search(text, after)
+    if summary:
+        starts.append(summary.start())
+    line_start = text.rfind("\n", 0, first.position) + 1
+    concluded = len(text[line_start : first.position].strip()) > _SHORT_PREFIX  # it ends reasoning, not a list
+    closes_paragraph = re.match(r"[ \t]*\n[ \t]*\n", text[after:]) or re.match(r"[ \t]*\n[ \t]*\n", text[after - 1 :])
+    if concluded and closes_paragraph:
+        again = _ANSWER_AGAIN.search(text, after - 1)
+        if again:
+            starts.append(again.start())
+    if not starts:
+        return None
+    cut = min(starts)
+    return cut if any(c.position >= cut for c in candidates) else None
+
+
 _STRONG = frozenset({"answer_is", "boxed", "several_answers"})
+
+# "... = 4.5 m/s, which is option (J)."
+_WHICH_IS = re.compile(
+    r"\bwhich\s+(?:is|corresponds\s+to|matches)\s+(?:option|choice|answer)\s+\(?(?P<letter>[A-Z]{1,2})\)?"
+    r"(?![A-Za-z0-9])"
+)
+
+
+def _explained_option_line(text: str, valid: set[str], choices: Sequence[str]) -> list[Choice]:
+    """An option line ("G. [H2SO3] > [HSO3-] ...") that opens one of the last two paragraphs and is explained by
+    the sentences after it, rather than listed among other option lines."""
+    paragraphs = [part for part in re.split(r"\n\s*\n", text.rstrip()) if part.strip()][-2:]
+    found: list[Choice] = []
+    for number, paragraph in enumerate(paragraphs):
+        lines = paragraph.strip("\n").split("\n")
+        if len(lines) == 1 and number == len(paragraphs) - 1:
+            continue  # nothing explains it: the last-line rules read a closing option line
+        lead = _LEAD.match(lines[0])
+        if lead is None or (len(lines) > 1 and _LEAD.match(lines[1])):
+            continue
+        letter = lead.group("a") or lead.group("b")
+        if letter in valid and _norm_option(lead.group("text")) == _norm_option(choices[_index(letter)]):
+            found.append(Choice(letter, "option_line", text.rfind(paragraph)))
+    return found
+
+
+# The value of an answer field: "D", "(B)", "B (with correction)", "(B) text of B", "B. text of B", "**C**".
+_FIELD_LETTER = re.compile(
+    r"[\s*(\[]*(?:option\s+|choice\s+)?(?P<letter>[A-Z]{1,2})(?![A-Za-z0-9])[\s*)\]]*(?P<rest>.*)",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def _field_choice(value: str, valid: set[str], choices: Sequence[str] | None) -> Choice | None:
+    """The letter an answer field names, or several_answers; None when it names no option of this question (the
+    response is then unparsed: the field is the commitment, so the prose around it is not read)."""
+    bare = re.fullmatch(r"[\s*(\[]*(?P<letter>[A-Z]{1,2})[\s*)\].]*", value)
+    if bare:  # a letter alone is a letter, even when some option's text is that letter
+        return Choice(bare.group("letter"), "json_answer", 0) if bare.group("letter") in valid else None
+    if choices:
+        hits = [i for i, option in enumerate(choices) if _norm_option(option) == _norm_option(value)]
+        if len(hits) == 1:
+            return Choice(choice_letter(hits[0]), "json_answer", 0)
+    match = _FIELD_LETTER.fullmatch(value)
+    if match and (match.group("letter").isupper() or not match.group("rest").strip()):
+        letter, rest = match.group("letter").upper(), match.group("rest").strip()
+        more = _MORE.match(value, match.start("rest"))
+        if more and more.group("letter") in valid and more.group("letter") != letter:
+            return Choice(None, "several_answers", 0)  # "B, D", "B or C"
+        # The letter stands alone, or is followed by its option's text or a remark: "B. text", "B (with correction)".
+        alone = not rest or rest[0] in ".:)-–(,;" or "(" in value[: match.start("letter")]
+        if letter in valid and (alone or not (letter == "A" and rest[0].islower())):
+            return Choice(letter, "json_answer", 0)
+    inner = _prose_choice(value, valid, choices)  # "The answer is (B)." written into the field
+    if inner is not None:
+        return Choice(inner.letter, "json_answer" if inner.letter else inner.rule, 0)
+    named = set(re.findall(r"(?<![A-Za-z0-9])[A-Z](?![A-Za-z0-9])", value))
+    if len(value) <= 40 and len(named) > 1 and named <= valid:
+        return Choice(None, "several_answers", 0)  # "Both B and D"
+    return None
 
 
 _SHORT_PREFIX = 30
@@ -198,6 +314,8 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
             continue
         if not wrapped and letter == "A" and _ARTICLE.match(text, match.end()):
             continue  # the article: "the answer is A bit ...", "Answer: A lot"
+        if "\n" in text[match.end("noun") : match.start("letter")] and _in_option_list(text, match):
+            continue  # "the correct answers:\nA. ...\nD. ...": a list of option lines, not a letter after a colon
         if letter not in valid:
             continue
         letters = {letter}
@@ -226,6 +344,17 @@ def _answer_is(text: str, valid: set[str], choices: Sequence[str] | None) -> lis
                     found.append(Choice(choice_letter(hits[0]), "option_text", match.start()))
                     break
     return found
+
+
+def _in_option_list(text: str, match: re.Match[str]) -> bool:
+    """True when the letter of an answer match opens an option line ("D. text") that is one of several, or that
+    follows a plural ("answers:")."""
+    start = text.rfind("\n", 0, match.start("letter")) + 1
+    lines = text[start:].split("\n", 2)
+    if not _LEAD.match(lines[0]):
+        return False
+    plural = text[match.end("noun") : match.end("noun") + 1].lower() == "s"
+    return plural or (len(lines) > 1 and bool(_LEAD.match(lines[1])))
 
 
 _ANSWER_TEXT = re.compile(

@@ -15,7 +15,17 @@ import orjson
 from ..errors import CollectError, GradeError, StoreError
 from ..fileio import atomic_open
 from ..store import iter_records, loads_line
-from . import EXTRACTOR_VERSION, GRADER_ERROR, OUTCOMES, Outcome, Task, Verdict, grader_failure, task_of
+from . import (
+    EXTRACTOR_VERSION,
+    GRADER_ERROR,
+    OUTCOMES,
+    Outcome,
+    Task,
+    Verdict,
+    grader_failure,
+    grader_versions,
+    task_of,
+)
 from .math import Found
 from .pool import GradePool, Result, default_workers
 
@@ -386,7 +396,7 @@ def _finish(item: _Pending, summary: FileSummary) -> dict[str, Any]:
     asked = record.get("k_requested")
     if isinstance(asked, int) and not isinstance(asked, bool) and len(responses) < asked:
         summary.short += 1
-    return {**record, "responses": responses, "extractor_version": EXTRACTOR_VERSION}
+    return {**record, "responses": responses, "extractor_version": EXTRACTOR_VERSION, "grader": grader_versions()}
 
 
 def _check_kind(path: Path) -> None:
@@ -417,6 +427,90 @@ def _check_kind(path: Path) -> None:
             f"{path} is not a results file: line 1 has no `unique_id` and `responses`",
             hint="`collect extract` reads the JSONL files written by `collect infer` (see docs/records.md)",
         )
+
+
+# --- auditing a grader upgrade -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A response whose verdict differs between its graded file and the current grader."""
+
+    model: str | None
+    unique_id: str
+    index: int
+    old_outcome: str | None
+    old_answer: str | None
+    new_outcome: str
+    new_answer: str | None
+
+
+@dataclass
+class CheckSummary:
+    """What regrading a graded file with the current grader would change."""
+
+    input: Path
+    responses: int = 0
+    changes: list[Change] = field(default_factory=list)
+    old_graders: set[str] = field(default_factory=set)
+    """How the file was graded: one description per distinct `grader` (or bare `extractor_version`) found."""
+    missing: int = 0
+    """Responses of the regraded file that the graded file does not have (a record it lacks)."""
+
+
+def describe_grader(record: dict[str, Any]) -> str:
+    """One line naming what graded a record: `extractor 1.5, math-verify 0.9.0, ...` (older files: the version)."""
+    grader = record.get("grader")
+    if isinstance(grader, dict):
+        return ", ".join(f"{name} {value}" for name, value in grader.items())
+    version = record.get("extractor_version")
+    return f"extractor {version}" if version is not None else "ungraded"
+
+
+def check_file(
+    source: Path, *, workers: int | None = None, timeout: float = 5.0, on_record: Callable[[int], None] | None = None
+) -> CheckSummary:
+    """Regrade a graded file with the current grader and list the responses whose verdict would change.
+
+    The file is left as it is: the regraded copy goes to a temporary directory and is deleted. A verdict is its
+    outcome and its extracted answer.
+
+    Raises:
+        GradeError: the file is not a graded file.
+        StoreError: the file cannot be read.
+    """
+    import tempfile
+
+    _check_kind(source)
+    if not _already_graded(source):
+        raise GradeError(
+            f"{source} is not a graded file (its first record has no `extractor_version`)",
+            hint="--check audits the output of `collect extract`; grade the file first",
+        )
+    summary = CheckSummary(source)
+    old: dict[tuple[str | None, str, int], tuple[str | None, str | None]] = {}
+    for record in iter_records(source):
+        summary.old_graders.add(describe_grader(record))
+        for index, response in enumerate(record.get("responses") or []):
+            if isinstance(response, dict):
+                old[(record.get("model"), str(record.get("unique_id")), index)] = (
+                    response.get("outcome"), response.get("extracted_answer"),
+                )
+    with tempfile.TemporaryDirectory(prefix="collect-check-") as tmp:
+        target = Path(tmp) / "regraded.jsonl"
+        grade_file(source, target, workers=workers, timeout=timeout, on_record=on_record)
+        for record in iter_records(target):
+            model, uid = record.get("model"), str(record.get("unique_id"))
+            for index, response in enumerate(record["responses"]):
+                summary.responses += 1
+                key = (model, uid, index)
+                if key not in old:
+                    summary.missing += 1
+                    continue
+                before = old[key]
+                after = (response["outcome"], response["extracted_answer"])
+                if before != after:
+                    summary.changes.append(Change(model, uid, index, *before, *after))
+    return summary
 
 
 def grade_path(
@@ -452,10 +546,14 @@ __all__ = [
     "DIRECTORY_OUTPUT",
     "GRADED_SUFFIX",
     "OUTCOMES",
+    "Change",
+    "CheckSummary",
     "FileFailure",
     "FileSummary",
     "Outcome",
+    "check_file",
     "default_output",
+    "describe_grader",
     "grade_file",
     "grade_path",
     "plan",

@@ -127,6 +127,8 @@ class Collection:
     """Records whose problem has another category or dataset in a record read earlier."""
     without_responses: int = 0
     """Records with an empty `responses` list (left out of every count, and reported)."""
+    graders: set[str] = field(default_factory=set)
+    """What graded the records: each distinct `grader` (extractor and math-verify/sympy/LaTeX-parser versions)."""
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -208,6 +210,11 @@ def load(
         note(
             f"the files were graded by different extractor versions ({listed}); "
             "rerun `collect extract` on the older ones so every response is graded by the same rules"
+        )
+    elif len(collection.graders) > 1:
+        note(
+            "the files were graded with different grading packages (" + "; ".join(sorted(collection.graders))
+            + "); rerun `collect extract` on all of them with one installation so verdicts are comparable"
         )
     if collection.without_responses:
         note(
@@ -378,6 +385,9 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
     version = record.get("extractor_version")
     if isinstance(version, str):
         data.extractor_versions.add(version)
+    grader = record.get("grader")
+    if isinstance(grader, dict):
+        collection.graders.add(", ".join(f"{name} {value}" for name, value in grader.items()))
     uid = str(record["unique_id"])
     responses: list[dict[str, Any]] = record["responses"]
     if not responses:
