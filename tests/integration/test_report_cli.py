@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,36 @@ def test_a_split_too_small_to_mean_anything_is_flagged_in_the_table_and_the_expo
     ]
     markdown = runner.invoke(app, ["report", str(graded_dir), "--format", "markdown"])
     assert "split has only" in markdown.stdout
+
+
+def test_list_names_the_files_read_and_skipped_and_the_newer_file_wins(graded_dir: Path) -> None:
+    # a second run of tiny on two problems, newer than the first file; a raw file with its graded copy
+    newer = graded_dir / "tiny-rerun.jsonl"
+    newer.write_bytes(
+        b"".join(
+            orjson.dumps(graded_record("tiny", uid, PROBLEMS[uid][0], ["correct"] * 3)) + b"\n"
+            for uid in ("test/algebra/1.json", "test/algebra/2.json")
+        )
+    )
+    os.utime(graded_dir / "tiny.jsonl", ns=(1_000_000_000, 1_000_000_000))
+    raw = dict(graded_record("org/big", "test/algebra/1.json", "Algebra", ["correct"]))
+    raw["responses"] = [{"index": 0, "full_response": "x", "finish_reason": "stop", "error": None}]
+    (graded_dir / "big-raw.jsonl").write_bytes(orjson.dumps(raw) + b"\n")
+    (graded_dir / "big-raw.graded.jsonl").write_bytes((graded_dir / "big.jsonl").read_bytes())
+    (graded_dir / "big.jsonl").unlink()
+    result = runner.invoke(app, ["report", str(graded_dir), "--list"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"{graded_dir / 'big-raw.jsonl'}: skipped: not graded; its graded copy big-raw.graded.jsonl is read" in lines
+    assert f"{graded_dir / 'big-raw.graded.jsonl'}: read — org/big: 4 problems" in lines
+    assert f"{graded_dir / 'tiny-rerun.jsonl'}: read — tiny: 2 problems" in lines
+    shadowed = "2 left out (also in the newer tiny-rerun.jsonl)"
+    assert f"{graded_dir / 'tiny.jsonl'}: read — tiny: 2 problems; {shadowed}" in lines
+    assert len(lines) == 4  # only the list
+    assert "are also in the newer" in result.stderr
+
+    result = runner.invoke(app, ["report", str(graded_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    tiny = next(model for model in json.loads(result.stdout)["models"] if model["model"] == "tiny")
+    # algebra from the rerun (6 correct), geometry from the first file (2 correct of 6)
+    assert tiny["overall"]["counts"]["correct"] == 8

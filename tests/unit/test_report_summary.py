@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -272,11 +273,25 @@ def test_an_older_format_without_model_names_is_reported_under_the_file_name(tmp
     assert any("names no model" in warning for warning in warnings)
 
 
-def test_the_same_model_and_problem_in_two_files_is_an_error(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", alpha_records())
-    write_jsonl(tmp_path / "b.jsonl", alpha_records()[:1])
-    with pytest.raises(GradeError, match="appears in both"):
-        load([tmp_path])
+@pytest.mark.parametrize("newer", ["a", "b"])
+def test_the_same_model_and_problem_in_two_files_the_newer_file_wins(tmp_path: Path, newer: str) -> None:
+    old_name = "b" if newer == "a" else "a"
+    wrong = [graded_record("alpha", "p1", [("wrong", "9")] * 3, 50)]
+    write_jsonl(tmp_path / f"{old_name}.jsonl", alpha_records())
+    write_jsonl(tmp_path / f"{newer}.jsonl", wrong)
+    os.utime(tmp_path / f"{old_name}.jsonl", ns=(1_000_000_000, 1_000_000_000))
+    warnings: list[str] = []
+    collection = load([tmp_path], warn=warnings.append)
+    report = build_report(collection)
+    assert collection.models["alpha"].problems["p1"].correct == 0  # the newer file's p1
+    assert report.models[0].overall.problems == 5  # p2..p5 still come from the older file
+    [warning] = [w for w in warnings if "also in the newer" in w]
+    older_file, newer_file = tmp_path / f"{old_name}.jsonl", tmp_path / f"{newer}.jsonl"
+    assert f"1 problem(s) of {older_file} are also in the newer {newer_file}" in warning
+    assert "--list" in warning
+    sources = {source.path.name: source for source in collection.sources}
+    assert sources[f"{old_name}.jsonl"].shadowed == 1
+    assert sources[f"{newer}.jsonl"].models == {"alpha": 1}
 
 
 def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
@@ -357,8 +372,11 @@ def test_a_raw_file_beside_its_graded_file_is_skipped_without_asking_to_grade_it
     write_jsonl(tmp_path / "alpha.graded.jsonl", alpha_records())
     write_jsonl(tmp_path / "beta.jsonl", [ungraded(record) for record in beta_records()])
     warnings: list[str] = []
-    load([tmp_path], warn=warnings.append)
-    [alpha] = [warning for warning in warnings if "alpha.jsonl" in warning]
-    assert "its graded file alpha.graded.jsonl beside it is read" in alpha
+    collection = load([tmp_path], warn=warnings.append)
+    # the layout `collect extract` writes (X.graded.jsonl beside X.jsonl) is the normal case: no warning
+    assert not [warning for warning in warnings if "alpha.jsonl" in warning]
+    status = {source.path.name: source.status for source in collection.sources}
+    assert status["alpha.jsonl"] == "skipped: not graded; its graded copy alpha.graded.jsonl is read"
+    assert status["alpha.graded.jsonl"] == "read"
     [beta] = [warning for warning in warnings if "beta.jsonl" in warning]
     assert "run `collect extract -i" in beta
