@@ -280,3 +280,37 @@ def test_list_names_the_files_read_and_skipped_and_the_newer_file_wins(graded_di
     tiny = next(model for model in json.loads(result.stdout)["models"] if model["model"] == "tiny")
     # algebra from the rerun (6 correct), geometry from the first file (2 correct of 6)
     assert tiny["overall"]["counts"]["correct"] == 8
+
+
+def test_different_problem_sets_are_said_and_compared_on_the_common_problems(graded_dir: Path) -> None:
+    big = graded_dir / "big.jsonl"
+    lines = big.read_bytes().splitlines(keepends=True)
+    big.write_bytes(b"".join(lines[:3]))  # org/big lacks test/geometry/4.json
+    result = runner.invoke(app, ["report", str(graded_dir)])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "the models answered different problems (org/big: 3, tiny: 4)" in out
+    assert "common 3: accuracy over the 3 problems every model answered" in out
+    assert "not in the router view: org/big is missing 1 problem(s) the others have" in out
+    assert "left out" not in out
+    data = json.loads(runner.invoke(app, ["report", str(graded_dir), "-f", "json"]).stdout)
+    models = {model["model"]: model for model in data["models"]}
+    assert data["problem_sets_differ"] is True
+    # tiny on the three common problems: 1 + 0 + 0 correct of 9
+    assert models["tiny"]["common_accuracy"] == pytest.approx(2 / 9)
+    assert models["org/big"]["common_accuracy"] == pytest.approx(models["org/big"]["overall"]["accuracy"])
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["report", str(graded_dir), "-f", "csv"]).stdout)))
+    tiny = next(row for row in rows if row["model"] == "tiny" and row["group"] == "ALL")
+    assert float(tiny["common_accuracy"]) == pytest.approx(2 / 9)
+
+
+def test_categories_are_qualified_by_their_dataset_when_several_datasets_are_read(graded_dir: Path) -> None:
+    other = graded_record("tiny", "other/1", "algebra", ["correct"])
+    other["dataset"] = "gsm8k"
+    (graded_dir / "tiny-gsm8k.jsonl").write_bytes(orjson.dumps(other) + b"\n")
+    result = runner.invoke(app, ["report", str(graded_dir), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    tiny = next(model for model in json.loads(result.stdout)["models"] if model["model"] == "tiny")
+    assert [row["group"] for row in tiny["groups"]] == ["gsm8k/algebra", "math500/Algebra", "math500/Geometry"]
+    result = runner.invoke(app, ["report", str(graded_dir)])
+    assert "gsm8k/algebra" in result.stdout and "math500/Algebra" in result.stdout

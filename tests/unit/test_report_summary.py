@@ -148,6 +148,13 @@ def test_tokens_latency_and_cost_by_hand(graded_dir: Path) -> None:
 
 
 def test_per_category_rows(graded_dir: Path) -> None:
+    # p5 is the one problem of dataset `other`: categories are qualified by their dataset
+    report = build_report(load([graded_dir]), PRICES)
+    assert {row.group for row in report.models[0].groups} == {"mmlu_pro/algebra", "mmlu_pro/law", "other/law"}
+    assert report.router.category_router is not None
+    assert set(report.router.category_router.choices) == {"mmlu_pro/algebra", "mmlu_pro/law", "other/law"}
+    for path in graded_dir.glob("*.jsonl"):  # with one dataset, the bare category names
+        write_jsonl(path, [{**orjson.loads(line), "dataset": "mmlu_pro"} for line in path.read_bytes().splitlines()])
     report = build_report(load([graded_dir]), PRICES)
     alpha = report.models[0]
     rows = {row.group: row for row in alpha.groups}
@@ -165,6 +172,8 @@ def test_group_by_dataset(graded_dir: Path) -> None:
 
 
 def test_router_view_by_hand(graded_dir: Path) -> None:
+    for path in graded_dir.glob("*.jsonl"):  # one dataset: categories by their bare names
+        write_jsonl(path, [{**orjson.loads(line), "dataset": "mmlu_pro"} for line in path.read_bytes().splitlines()])
     view = build_report(load([graded_dir]), PRICES).router
     assert view.common_problems == 5
     # per-problem scores: alpha 2/3, 0, 1/3, 1/3, 0; beta 1, 1/3, 1/3, 0, 0

@@ -144,6 +144,15 @@ class Collection:
     """Records with an empty `responses` list (left out of every count, and reported)."""
     sources: list[SourceFile] = field(default_factory=list)
     """Every file looked at, in reading order, and what was taken from it."""
+    qualified: bool = False
+    """Category groups are named `dataset/category`: the files hold several datasets, whose categories may
+    share a name (MATH-500's `Algebra`, another benchmark's `algebra` or `math`)."""
+
+    def group_of(self, info: ProblemInfo) -> str:
+        """The group a problem is counted in (its category, dataset-qualified when needed, or its dataset)."""
+        if self.group_by == "dataset":
+            return info.dataset
+        return f"{info.dataset}/{info.category}" if self.qualified else info.category
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -256,6 +265,7 @@ def load(
                 f"the newer file's responses are used and these are left out. To report {source.path} instead, "
                 "move the newer file out of the directory; `collect report --list` shows what is read"
             )
+    _name_groups(collection)
     if collection.conflicts:
         note(
             f"{collection.conflicts} records give a problem another category or dataset than an earlier file; "
@@ -279,6 +289,19 @@ def load(
             hint="run `collect extract -i RESULTS.jsonl` first, then report on its output",
         )
     return collection
+
+
+def _name_groups(collection: Collection) -> None:
+    """Groups are counted under `dataset/category` while reading; with a single dataset the prefix only adds
+    noise, so it is dropped (names stay unique: one dataset, one prefix)."""
+    if collection.group_by != "category":
+        return
+    datasets = {info.dataset for info in collection.problems.values()}
+    collection.qualified = len(datasets) > 1
+    if collection.qualified:
+        return
+    for data in collection.models.values():
+        data.groups = {key.split("/", 1)[1]: stats for key, stats in data.groups.items()}
 
 
 def _load_file(
@@ -457,7 +480,8 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
         collection.problems[uid] = ProblemInfo(category=category, dataset=dataset, is_mcq=is_mcq)
     elif known.category != category or known.dataset != dataset:
         collection.conflicts += 1
-    group = category if collection.group_by == "category" else dataset
+    # `dataset/category` until every file is read (see _name_groups); dataset names hold no `/`
+    group = f"{dataset.replace('/', '_')}/{category}" if collection.group_by == "category" else dataset
     stats = data.groups.get(group)
     if stats is None:
         stats = data.groups[group] = GroupStats()
