@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -143,10 +143,12 @@ class Tally:
     files: list[Path] = field(default_factory=list)
     ungraded: dict[Path, int] = field(default_factory=dict)
     """Responses without an outcome, per file (an --outcome filter never matches them)."""
+    skipped: list[str] = field(default_factory=list)
+    """Files found in a directory that are not results files (export tables, datasets), and why."""
 
 
-def pick_files(paths: Sequence[Path], *, note: Callable[[str], None] | None = None) -> list[Path]:
-    """Expand files and directories into the files to read.
+def pick_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
+    """Expand files and directories into the files to read, each with whether it was named (not found).
 
     A directory contributes its `*.jsonl` files, sorted by name; a results file `X.jsonl` whose graded copy
     `X.graded.jsonl` sits beside it is left out in favour of that copy (the layout `collect extract` writes).
@@ -154,7 +156,7 @@ def pick_files(paths: Sequence[Path], *, note: Callable[[str], None] | None = No
     Raises:
         GradeError: a path that does not exist, or a directory without .jsonl files.
     """
-    picked: list[Path] = []
+    picked: list[tuple[Path, bool]] = []
     for path in paths:
         if path.is_dir():
             files = sorted(p for p in path.glob("*.jsonl") if p.is_file())
@@ -166,33 +168,40 @@ def pick_files(paths: Sequence[Path], *, note: Callable[[str], None] | None = No
             for file in files:
                 graded = file.name[: -len(".jsonl")] + GRADED_SUFFIX
                 if not file.name.endswith(GRADED_SUFFIX) and graded in names:
-                    if note is not None:
-                        note(f"{file}: its graded copy {graded} is shown instead")
                     continue
-                picked.append(file)
+                picked.append((file, False))
         elif path.is_file():
-            picked.append(path)
+            picked.append((path, True))
         else:
             raise GradeError(f"{path}: no such file or directory")
-    unique: dict[Path, Path] = {}
-    for file in picked:
-        unique.setdefault(file.resolve(), file)
+    unique: dict[Path, tuple[Path, bool]] = {}
+    for file, named in picked:
+        unique.setdefault(file.resolve(), (file, named))
     return list(unique.values())
 
 
-def iter_shown(paths: Sequence[Path], filters: Filters, tally: Tally | None = None) -> Iterator[Shown]:
+def iter_shown(
+    files: Sequence[tuple[Path, bool]], filters: Filters, tally: Tally | None = None
+) -> Iterator[Shown]:
     """Yield the responses that pass `filters`, file by file, in file order (streaming).
 
+    Args:
+        files: (path, named) pairs from `pick_files`; a file found in a directory that is not a results file
+            is skipped (and listed in `tally.skipped`), a named one is an error.
+
     Raises:
-        GradeError: a file that is not a results file (a dataset, an export table).
+        GradeError: a named file that is not a results file (a dataset, an export table).
         StoreError: a line that is not JSON in the middle of a file.
     """
     tally = tally if tally is not None else Tally()
-    for path in paths:
+    for path, named in files:
         tally.files.append(path)
         for record in iter_records(path):
             responses = record.get("responses")
             if not isinstance(responses, list) or "unique_id" not in record:
+                if not named:
+                    tally.skipped.append(f"skipped {path}: not a results file (no `unique_id` and `responses`)")
+                    break
                 raise GradeError(
                     f"{path} is not a results file (no `unique_id` and `responses`)",
                     hint="`collect show` reads the files of `collect infer` and `collect extract`",

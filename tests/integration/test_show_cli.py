@@ -134,7 +134,7 @@ def test_a_directory_shows_the_graded_copy_of_a_results_file(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert result.stdout.count("sample ") == 12
     assert "not graded" not in result.stdout
-    assert "its graded copy tiny.graded.jsonl is shown instead" in result.stderr
+    assert "tiny.jsonl" not in result.stderr  # the normal layout: nothing to warn about
 
 
 def test_bad_arguments_are_clear(tmp_path: Path) -> None:
@@ -149,3 +149,7 @@ def test_bad_arguments_are_clear(tmp_path: Path) -> None:
     result = invoke(str(dataset))
     assert result.exit_code == 1
     assert "is not a results file" in result.stderr
+    result = invoke(str(tmp_path), "--limit", "0")  # found in a directory: skipped with a warning
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("sample ") == 12
+    assert f"skipped {dataset}: not a results file" in result.stderr

@@ -79,13 +79,15 @@ def show(
             datasets=tuple(dataset or ()),
             problems=tuple(problem or ()),
         )
-        files = pick_files(paths, note=info)
+        files = pick_files(paths)
         tally = Tally()
         items = iter_shown(files, filters, tally)
         if html_out is not None:
             shown, more = _write_html(html_out, items, filters, limit=limit, max_chars=max_chars)
         else:
             shown, more = _print(items, limit=limit, max_chars=max_chars, page=pager and limit > 0)
+        for line in tally.skipped:
+            warn(line)
         if filters.outcomes:
             for path, count in tally.ungraded.items():
                 warn(f"{path}: {count:,} responses are not graded, so --outcome does not match them "
