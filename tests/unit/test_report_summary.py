@@ -389,3 +389,14 @@ def test_a_raw_file_beside_its_graded_file_is_skipped_without_asking_to_grade_it
     assert status["alpha.graded.jsonl"] == "read"
     [beta] = [warning for warning in warnings if "beta.jsonl" in warning]
     assert "run `collect extract -i" in beta
+
+
+def test_a_dataset_name_with_a_slash_names_the_same_group_in_tables_and_router(graded_dir: Path) -> None:
+    for path in graded_dir.glob("*.jsonl"):
+        rows = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        write_jsonl(path, [{**row, "dataset": "org/set" if row["unique_id"] == "p5" else "mmlu_pro"} for row in rows])
+    report = build_report(load([graded_dir]), PRICES)
+    groups = {row.group for row in report.models[0].groups}
+    assert groups == {"mmlu_pro/algebra", "mmlu_pro/law", "org_set/law"}
+    assert report.router.category_router is not None
+    assert set(report.router.category_router.choices) == groups

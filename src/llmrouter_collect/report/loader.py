@@ -152,7 +152,7 @@ class Collection:
         """The group a problem is counted in (its category, dataset-qualified when needed, or its dataset)."""
         if self.group_by == "dataset":
             return info.dataset
-        return f"{info.dataset}/{info.category}" if self.qualified else info.category
+        return _qualified(info.dataset, info.category) if self.qualified else info.category
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -289,6 +289,11 @@ def load(
             hint="run `collect extract -i RESULTS.jsonl` first, then report on its output",
         )
     return collection
+
+
+def _qualified(dataset: str, category: str) -> str:
+    """`math500/Algebra`; a `/` in the dataset name becomes `_`, so the first `/` always ends the dataset."""
+    return f"{dataset.replace('/', '_')}/{category}"
 
 
 def _name_groups(collection: Collection) -> None:
@@ -480,8 +485,8 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
         collection.problems[uid] = ProblemInfo(category=category, dataset=dataset, is_mcq=is_mcq)
     elif known.category != category or known.dataset != dataset:
         collection.conflicts += 1
-    # `dataset/category` until every file is read (see _name_groups); dataset names hold no `/`
-    group = f"{dataset.replace('/', '_')}/{category}" if collection.group_by == "category" else dataset
+    # `dataset/category` until every file is read (see _name_groups)
+    group = _qualified(dataset, category) if collection.group_by == "category" else dataset
     stats = data.groups.get(group)
     if stats is None:
         stats = data.groups[group] = GroupStats()
