@@ -293,6 +293,10 @@ def test_different_problem_sets_are_said_and_compared_on_the_common_problems(gra
     assert "common 3: accuracy over the 3 problems every model answered" in out
     assert "not in the router view: org/big is missing 1 problem(s) the others have" in out
     assert "left out" not in out
+    markdown = runner.invoke(app, ["report", str(graded_dir), "-f", "md"]).stdout
+    # org/big is ahead on its own 3 problems and on the common ones: only the common column is bold
+    assert "| org/big | 3 | 3 | 44.4 [9.9, 85.4] | 50.0 | 44.4 | 66.7 | 50.0 | **44.4** |" in markdown
+    assert "| tiny | 4 | 3 | 33.3 [9.7, 70.0] | 44.4 | 33.3 | 50.0 | 50.0 | 22.2 |" in markdown
     data = json.loads(runner.invoke(app, ["report", str(graded_dir), "-f", "json"]).stdout)
     models = {model["model"]: model for model in data["models"]}
     assert data["problem_sets_differ"] is True

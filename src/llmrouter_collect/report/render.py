@@ -187,6 +187,8 @@ def _add_common_column(report: Report, section: Section) -> None:
     section.columns.append(f"common {common:,}")
     for row, model in zip(section.rows, report.models, strict=True):
         row.append(pct(model.common_accuracy))
+    # "best" over different problem sets is the comparison this column replaces: only its best is bold
+    section.bold = set()
     _bold_best_in_columns(section, [column])
     counts = ", ".join(f"{model.model}: {model.overall.problems:,}" for model in report.models)
     section.notes.insert(
