@@ -378,3 +378,14 @@ def test_point_labels_merge_equal_points_and_stack_near_ones() -> None:
 
     placed = _point_labels([1.0, 1.0, 1.001, 10.0], [50.0, 50.0, 50.2, 10.0], ["a", "b", "c", "d"])
     assert [(label, stack) for _, _, label, stack in placed] == [("c", 0), ("a, b", 1), ("d", 0)]
+
+
+def test_models_with_the_same_pass_curve_share_one_line(graded_dir: Path) -> None:
+    from llmrouter_collect.report.plots import _pass_at_k
+
+    small = graded_dir / "small.jsonl"
+    records = [{**orjson.loads(line), "model": "small-copy"} for line in small.read_bytes().splitlines()]
+    (graded_dir / "small-copy.jsonl").write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    figure = _pass_at_k(run_report([graded_dir]).report)
+    [axes] = figure.axes
+    assert [line.get_label() for line in axes.get_lines()] == ["org/large-1.5", "small = small-copy"]

@@ -18,7 +18,7 @@ from matplotlib.ticker import Formatter, FuncFormatter, LogLocator, MaxNLocator,
 from ..errors import StoreError
 from ..fileio import atomic_open
 from .metrics import pareto_front
-from .summary import Report
+from .summary import GroupSummary, Report
 
 _DPI = 150
 
@@ -111,13 +111,25 @@ def _pass_at_k(report: Report) -> Figure:
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
     top = 1
+    # Models with the same curve would hide each other: one line, labelled with all their names.
+    curves: dict[tuple[object, ...], list[str]] = {}
+    rows: dict[tuple[object, ...], GroupSummary] = {}
     for model in report.models:
         row = model.overall
+        key: tuple[object, ...] = (
+            *[(k, round(v, 9)) for k, v in sorted(row.pass_at.items()) if v is not None],
+            row.majority,
+        )
+        curves.setdefault(key, []).append(model.model)
+        rows.setdefault(key, row)
+    for key, names in curves.items():
+        row = rows[key]
         ks = [k for k, value in sorted(row.pass_at.items()) if value is not None]
         if not ks:
             continue
         top = max(top, ks[-1])
-        (line,) = axes.plot(ks, [100 * (row.pass_at[k] or 0.0) for k in ks], marker="o", label=model.model)
+        label = " = ".join(names) if len(names) > 1 else names[0]
+        (line,) = axes.plot(ks, [100 * (row.pass_at[k] or 0.0) for k in ks], marker="o", label=label)
         if row.majority is not None:
             axes.scatter(
                 [row.k],
