@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from tests.integration.test_report_cli import PROBLEMS, graded_record
 from typer.testing import CliRunner
 
@@ -153,3 +157,30 @@ def test_bad_arguments_are_clear(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.count("sample ") == 12
     assert f"skipped {dataset}: not a results file" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_in_a_terminal_the_output_goes_through_the_pager(tmp_path: Path) -> None:
+    rows = records("tiny", 1)
+    rows[0]["responses"][0]["full_response"] = HOSTILE + " the answer is \\boxed{7}"
+    graded = write(tmp_path / "tiny.graded.jsonl", rows)
+    master, terminal = os.openpty()
+    try:
+        env = {
+            **os.environ,
+            "PAGER": f"printenv LESS > {tmp_path / 'less.txt'}; cat > {tmp_path / 'paged.txt'}",
+            "TERM": "xterm",
+            "COLUMNS": "100",
+        }
+        env.pop("LESS", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "llmrouter_collect", "show", str(graded), "-n", "2"],
+            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, env=env, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(terminal)
+        os.close(master)
+    assert result.returncode == 0, result.stderr
+    paged = (tmp_path / "paged.txt").read_text(encoding="utf-8")
+    assert "test/algebra/1.json" in paged and "\\x1b[31mRED" in paged
+    assert (tmp_path / "less.txt").read_text().strip() == "FRX"  # colours through, no pager for one screen
