@@ -184,3 +184,18 @@ def test_in_a_terminal_the_output_goes_through_the_pager(tmp_path: Path) -> None
     paged = (tmp_path / "paged.txt").read_text(encoding="utf-8")
     assert "test/algebra/1.json" in paged and "\\x1b[31mRED" in paged
     assert (tmp_path / "less.txt").read_text().strip() == "FRX"  # colours through, no pager for one screen
+
+
+def test_piped_into_head_it_stops_without_a_traceback(tmp_path: Path) -> None:
+    write(tmp_path / "tiny.graded.jsonl", records("tiny", 1) * 50)  # the same problems again and again
+    show = subprocess.Popen(
+        [sys.executable, "-m", "llmrouter_collect", "show", str(tmp_path), "-n", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert show.stdout is not None
+    show.stdout.readline()
+    show.stdout.close()  # what `head -1` does
+    _, stderr = show.communicate(timeout=120)
+    # rich's console turns the broken pipe into a quiet exit 1 (no traceback), as `git log | head` exits non-zero
+    assert show.returncode in (0, 1), stderr.decode()
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr
