@@ -400,3 +400,15 @@ def test_a_dataset_name_with_a_slash_names_the_same_group_in_tables_and_router(g
     assert groups == {"mmlu_pro/algebra", "mmlu_pro/law", "org_set/law"}
     assert report.router.category_router is not None
     assert set(report.router.category_router.choices) == groups
+
+
+def test_a_problem_given_another_dataset_by_a_second_file_keeps_every_response(tmp_path: Path) -> None:
+    # beta's p1 names another dataset than alpha's (a conflict): its groups must not merge and lose counts
+    write_jsonl(tmp_path / "alpha.jsonl", [{**row, "dataset": "mmlu_pro"} for row in alpha_records()])
+    beta = [{**row, "dataset": "other" if row["unique_id"] == "p1" else "mmlu_pro"} for row in beta_records()]
+    write_jsonl(tmp_path / "beta.jsonl", beta)
+    report = build_report(load([tmp_path]))
+    for model in report.models:
+        assert sum(row.responses for row in model.groups) == model.overall.responses
+    beta_groups = {row.group for row in next(m for m in report.models if m.model == "org/beta").groups}
+    assert "other/" + CATEGORY["p1"] in beta_groups

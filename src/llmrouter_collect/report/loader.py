@@ -301,7 +301,10 @@ def _name_groups(collection: Collection) -> None:
     noise, so it is dropped (names stay unique: one dataset, one prefix)."""
     if collection.group_by != "category":
         return
-    datasets = {info.dataset for info in collection.problems.values()}
+    # from the groups themselves: a record that gives a problem another dataset than an earlier file (a
+    # conflict) must not merge two groups of one model when the prefixes go
+    datasets = {key.split("/", 1)[0] for data in collection.models.values() for key in data.groups}
+    datasets |= {_qualified(info.dataset, "").split("/", 1)[0] for info in collection.problems.values()}
     collection.qualified = len(datasets) > 1
     if collection.qualified:
         return
