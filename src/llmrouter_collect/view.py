@@ -22,7 +22,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .errors import GradeError
+from .errors import ConfigError, GradeError
 from .report.loader import OUTCOMES
 from .store import iter_records
 
@@ -61,7 +61,7 @@ class Filters:
         allowed = (*OUTCOMES, UNGRADED)
         for outcome in self.outcomes:
             if outcome not in allowed:
-                raise GradeError(
+                raise ConfigError(
                     f"unknown outcome {outcome!r}", hint=f"use one of: {', '.join(OUTCOMES)} (or '{UNGRADED}')"
                 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrouter_collect.errors import GradeError
+from llmrouter_collect.errors import ConfigError
 from llmrouter_collect.view import Filters, shorten, visible
 
 
@@ -48,5 +48,5 @@ def test_filters() -> None:
     assert not Filters(outcomes=("wrong",)).matches_outcome(None)
     assert Filters(outcomes=("not graded",)).matches_outcome(None)
     assert Filters(models=("a",), outcomes=("wrong",)).describe() == "model a · outcome wrong"
-    with pytest.raises(GradeError, match="unknown outcome"):
+    with pytest.raises(ConfigError, match="unknown outcome"):
         Filters(outcomes=("right",))
