@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,74 @@ def test_a_split_too_small_to_mean_anything_is_flagged_in_the_table_and_the_expo
     ]
     markdown = runner.invoke(app, ["report", str(graded_dir), "--format", "markdown"])
     assert "split has only" in markdown.stdout
+
+
+def test_list_names_the_files_read_and_skipped_and_the_newer_file_wins(graded_dir: Path) -> None:
+    # a second run of tiny on two problems, newer than the first file; a raw file with its graded copy
+    newer = graded_dir / "tiny-rerun.jsonl"
+    newer.write_bytes(
+        b"".join(
+            orjson.dumps(graded_record("tiny", uid, PROBLEMS[uid][0], ["correct"] * 3)) + b"\n"
+            for uid in ("test/algebra/1.json", "test/algebra/2.json")
+        )
+    )
+    os.utime(graded_dir / "tiny.jsonl", ns=(1_000_000_000, 1_000_000_000))
+    raw = dict(graded_record("org/big", "test/algebra/1.json", "Algebra", ["correct"]))
+    raw["responses"] = [{"index": 0, "full_response": "x", "finish_reason": "stop", "error": None}]
+    (graded_dir / "big-raw.jsonl").write_bytes(orjson.dumps(raw) + b"\n")
+    (graded_dir / "big-raw.graded.jsonl").write_bytes((graded_dir / "big.jsonl").read_bytes())
+    (graded_dir / "big.jsonl").unlink()
+    result = runner.invoke(app, ["report", str(graded_dir), "--list"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"{graded_dir / 'big-raw.jsonl'}: skipped: not graded; its graded copy big-raw.graded.jsonl is read" in lines
+    assert f"{graded_dir / 'big-raw.graded.jsonl'}: read — org/big: 4 problems" in lines
+    assert f"{graded_dir / 'tiny-rerun.jsonl'}: read — tiny: 2 problems" in lines
+    shadowed = "2 left out (also in the newer tiny-rerun.jsonl)"
+    assert f"{graded_dir / 'tiny.jsonl'}: read — tiny: 2 problems; {shadowed}" in lines
+    assert len(lines) == 4  # only the list
+    assert "are also in the newer" in result.stderr
+
+    result = runner.invoke(app, ["report", str(graded_dir), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    tiny = next(model for model in json.loads(result.stdout)["models"] if model["model"] == "tiny")
+    # algebra from the rerun (6 correct), geometry from the first file (2 correct of 6)
+    assert tiny["overall"]["counts"]["correct"] == 8
+
+
+def test_different_problem_sets_are_said_and_compared_on_the_common_problems(graded_dir: Path) -> None:
+    big = graded_dir / "big.jsonl"
+    lines = big.read_bytes().splitlines(keepends=True)
+    big.write_bytes(b"".join(lines[:3]))  # org/big lacks test/geometry/4.json
+    result = runner.invoke(app, ["report", str(graded_dir)])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "the models answered different problems (org/big: 3, tiny: 4)" in out
+    assert "common 3: accuracy over the 3 problems every model answered" in out
+    assert "not in the router view: org/big is missing 1 problem(s) the others have" in out
+    assert "left out" not in out
+    markdown = runner.invoke(app, ["report", str(graded_dir), "-f", "md"]).stdout
+    # org/big is ahead on its own 3 problems and on the common ones: only the common column is bold
+    assert "| org/big | 3 | 3 | 44.4 [9.9, 85.4] | 50.0 | 44.4 | 66.7 | 50.0 | **44.4** |" in markdown
+    assert "| tiny | 4 | 3 | 33.3 [9.7, 70.0] | 44.4 | 33.3 | 50.0 | 50.0 | 22.2 |" in markdown
+    data = json.loads(runner.invoke(app, ["report", str(graded_dir), "-f", "json"]).stdout)
+    models = {model["model"]: model for model in data["models"]}
+    assert data["problem_sets_differ"] is True
+    # tiny on the three common problems: 1 + 0 + 0 correct of 9
+    assert models["tiny"]["common_accuracy"] == pytest.approx(2 / 9)
+    assert models["org/big"]["common_accuracy"] == pytest.approx(models["org/big"]["overall"]["accuracy"])
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["report", str(graded_dir), "-f", "csv"]).stdout)))
+    tiny = next(row for row in rows if row["model"] == "tiny" and row["group"] == "ALL")
+    assert float(tiny["common_accuracy"]) == pytest.approx(2 / 9)
+
+
+def test_categories_are_qualified_by_their_dataset_when_several_datasets_are_read(graded_dir: Path) -> None:
+    other = graded_record("tiny", "other/1", "algebra", ["correct"])
+    other["dataset"] = "gsm8k"
+    (graded_dir / "tiny-gsm8k.jsonl").write_bytes(orjson.dumps(other) + b"\n")
+    result = runner.invoke(app, ["report", str(graded_dir), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    tiny = next(model for model in json.loads(result.stdout)["models"] if model["model"] == "tiny")
+    assert [row["group"] for row in tiny["groups"]] == ["gsm8k/algebra", "math500/Algebra", "math500/Geometry"]
+    result = runner.invoke(app, ["report", str(graded_dir)])
+    assert "gsm8k/algebra" in result.stdout and "math500/Algebra" in result.stdout

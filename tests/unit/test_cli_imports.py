@@ -28,6 +28,7 @@ def _loaded_after(statement: str) -> dict[str, bool]:
         "llmrouter_collect.cli.extract",
         "llmrouter_collect.cli.report",
         "llmrouter_collect.cli.datasets",
+        "llmrouter_collect.cli.show",
         "llmrouter_collect.server",
         "llmrouter_collect.console",
     ],

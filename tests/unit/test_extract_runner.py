@@ -104,14 +104,17 @@ def test_directory_mode_grades_every_results_file(tmp_path: Path) -> None:
     runs.mkdir()
     write(runs / "a.jsonl", [mcq_record("q1", ["The answer is (A)."])])
     write(runs / "b.jsonl", [math_record("m1", ["\\boxed{3/4}"])])
-    write(runs / "a.graded.jsonl", [mcq_record("q1", ["The answer is (B)."])])  # an earlier output: skipped
+    write(runs / "a.graded.jsonl", [mcq_record("q1", ["The answer is (B)."], extractor_version="1.0")])  # earlier
     write(runs / "renamed.jsonl", [mcq_record("q1", ["Answer: B"], extractor_version="1.0")])  # graded: skipped
     (runs / "notes.txt").write_text("not results")
     results = list(grade_path(runs, workers=1))
     assert all(isinstance(result, FileSummary) for result in results)
-    out = tmp_path / "processed_results"
-    assert sorted(path.name for path in out.iterdir()) == ["a.graded.jsonl", "b.graded.jsonl"]
-    assert read(out / "b.graded.jsonl")[0]["responses"][0]["outcome"] == "correct"
+    # the same rule as for one file: X.jsonl → X.graded.jsonl beside it (an earlier output replaced)
+    assert not (tmp_path / "processed_results").exists()
+    assert sorted(path.name for path in runs.glob("*.graded.jsonl")) == ["a.graded.jsonl", "b.graded.jsonl"]
+    assert read(runs / "b.graded.jsonl")[0]["responses"][0]["outcome"] == "correct"
+    assert read(runs / "a.graded.jsonl")[0]["responses"][0]["extracted_answer"] == "A"
+    assert [result.output for result in results] == [runs / "a.graded.jsonl", runs / "b.graded.jsonl"]
 
 
 def test_directory_with_a_bad_file_still_grades_the_others(tmp_path: Path) -> None:

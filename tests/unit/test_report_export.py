@@ -332,3 +332,60 @@ def test_a_symlink_planted_at_the_old_predictable_temp_names_is_never_followed(
     assert victim.read_text() == "keep me"
     assert len(result.written) == 8
     assert all(path.stat().st_size > 0 and not path.is_symlink() for path in result.written)
+
+
+def test_a_model_without_problems_in_a_group_is_hatched_not_a_zero_bar(graded_dir: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from llmrouter_collect.report.plots import _accuracy_by_group
+
+    # small answered only `math` problems, org/large-1.5 only `law` ones
+    figure = _accuracy_by_group(run_report([graded_dir]).report)
+    FigureCanvasAgg(figure).draw()
+    [axes] = figure.axes
+    hatched = [patch for patch in axes.patches if patch.get_hatch() == "///"]
+    assert len(hatched) == 2 and all(patch.get_width() == 100 for patch in hatched)
+    assert [text.get_text() for text in axes.texts] == ["no problems", "no problems"]
+    assert any("not 0%" in text.get_text() for text in axes.get_legend().get_texts())
+    ticks = [label.get_text() for label in axes.get_xticklabels() if label.get_text()]
+    assert ticks and all(tick.endswith("%") for tick in ticks), ticks
+
+
+def test_models_with_the_same_figures_share_one_label(graded_dir: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from llmrouter_collect.report.plots import _accuracy_vs_cost
+
+    small = graded_dir / "small.jsonl"
+    records = [orjson.loads(line) for line in small.read_bytes().splitlines()]
+    for record in records:
+        record["model"] = "small-copy"
+        record["category"] = "law"
+    (graded_dir / "small-copy.jsonl").write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    figure = _accuracy_vs_cost(run_report([graded_dir]).report)
+    assert figure is not None
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    [axes] = figure.axes
+    labels = sorted(text.get_text() for text in axes.texts)
+    assert labels == ["org/large-1.5", "small, small-copy"]
+    ticks = [label.get_text() for label in axes.get_yticklabels() if label.get_text()]
+    assert all(tick.endswith("%") and "." not in tick for tick in ticks), ticks
+
+
+def test_point_labels_merge_equal_points_and_stack_near_ones() -> None:
+    from llmrouter_collect.report.plots import _point_labels
+
+    placed = _point_labels([1.0, 1.0, 1.001, 10.0], [50.0, 50.0, 50.2, 10.0], ["a", "b", "c", "d"])
+    assert [(label, stack) for _, _, label, stack in placed] == [("c", 0), ("a, b", 1), ("d", 0)]
+
+
+def test_models_with_the_same_pass_curve_share_one_line(graded_dir: Path) -> None:
+    from llmrouter_collect.report.plots import _pass_at_k
+
+    small = graded_dir / "small.jsonl"
+    records = [{**orjson.loads(line), "model": "small-copy"} for line in small.read_bytes().splitlines()]
+    (graded_dir / "small-copy.jsonl").write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    figure = _pass_at_k(run_report([graded_dir]).report)
+    [axes] = figure.axes
+    assert [line.get_label() for line in axes.get_lines()] == ["org/large-1.5", "small = small-copy"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,13 @@ def test_tokens_latency_and_cost_by_hand(graded_dir: Path) -> None:
 
 
 def test_per_category_rows(graded_dir: Path) -> None:
+    # p5 is the one problem of dataset `other`: categories are qualified by their dataset
+    report = build_report(load([graded_dir]), PRICES)
+    assert {row.group for row in report.models[0].groups} == {"mmlu_pro/algebra", "mmlu_pro/law", "other/law"}
+    assert report.router.category_router is not None
+    assert set(report.router.category_router.choices) == {"mmlu_pro/algebra", "mmlu_pro/law", "other/law"}
+    for path in graded_dir.glob("*.jsonl"):  # with one dataset, the bare category names
+        write_jsonl(path, [{**orjson.loads(line), "dataset": "mmlu_pro"} for line in path.read_bytes().splitlines()])
     report = build_report(load([graded_dir]), PRICES)
     alpha = report.models[0]
     rows = {row.group: row for row in alpha.groups}
@@ -164,6 +172,8 @@ def test_group_by_dataset(graded_dir: Path) -> None:
 
 
 def test_router_view_by_hand(graded_dir: Path) -> None:
+    for path in graded_dir.glob("*.jsonl"):  # one dataset: categories by their bare names
+        write_jsonl(path, [{**orjson.loads(line), "dataset": "mmlu_pro"} for line in path.read_bytes().splitlines()])
     view = build_report(load([graded_dir]), PRICES).router
     assert view.common_problems == 5
     # per-problem scores: alpha 2/3, 0, 1/3, 1/3, 0; beta 1, 1/3, 1/3, 0, 0
@@ -272,11 +282,25 @@ def test_an_older_format_without_model_names_is_reported_under_the_file_name(tmp
     assert any("names no model" in warning for warning in warnings)
 
 
-def test_the_same_model_and_problem_in_two_files_is_an_error(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", alpha_records())
-    write_jsonl(tmp_path / "b.jsonl", alpha_records()[:1])
-    with pytest.raises(GradeError, match="appears in both"):
-        load([tmp_path])
+@pytest.mark.parametrize("newer", ["a", "b"])
+def test_the_same_model_and_problem_in_two_files_the_newer_file_wins(tmp_path: Path, newer: str) -> None:
+    old_name = "b" if newer == "a" else "a"
+    wrong = [graded_record("alpha", "p1", [("wrong", "9")] * 3, 50)]
+    write_jsonl(tmp_path / f"{old_name}.jsonl", alpha_records())
+    write_jsonl(tmp_path / f"{newer}.jsonl", wrong)
+    os.utime(tmp_path / f"{old_name}.jsonl", ns=(1_000_000_000, 1_000_000_000))
+    warnings: list[str] = []
+    collection = load([tmp_path], warn=warnings.append)
+    report = build_report(collection)
+    assert collection.models["alpha"].problems["p1"].correct == 0  # the newer file's p1
+    assert report.models[0].overall.problems == 5  # p2..p5 still come from the older file
+    [warning] = [w for w in warnings if "also in the newer" in w]
+    older_file, newer_file = tmp_path / f"{old_name}.jsonl", tmp_path / f"{newer}.jsonl"
+    assert f"1 problem(s) of {older_file} are also in the newer {newer_file}" in warning
+    assert "--list" in warning
+    sources = {source.path.name: source for source in collection.sources}
+    assert sources[f"{old_name}.jsonl"].shadowed == 1
+    assert sources[f"{newer}.jsonl"].models == {"alpha": 1}
 
 
 def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
@@ -357,9 +381,12 @@ def test_a_raw_file_beside_its_graded_file_is_skipped_without_asking_to_grade_it
     write_jsonl(tmp_path / "alpha.graded.jsonl", alpha_records())
     write_jsonl(tmp_path / "beta.jsonl", [ungraded(record) for record in beta_records()])
     warnings: list[str] = []
-    load([tmp_path], warn=warnings.append)
-    [alpha] = [warning for warning in warnings if "alpha.jsonl" in warning]
-    assert "its graded file alpha.graded.jsonl beside it is read" in alpha
+    collection = load([tmp_path], warn=warnings.append)
+    # the layout `collect extract` writes (X.graded.jsonl beside X.jsonl) is the normal case: no warning
+    assert not [warning for warning in warnings if "alpha.jsonl" in warning]
+    status = {source.path.name: source.status for source in collection.sources}
+    assert status["alpha.jsonl"] == "skipped: not graded; its graded copy alpha.graded.jsonl is read"
+    assert status["alpha.graded.jsonl"] == "read"
     [beta] = [warning for warning in warnings if "beta.jsonl" in warning]
     assert "run `collect extract -i" in beta
 
@@ -376,3 +403,26 @@ def test_files_graded_with_different_grading_packages_are_flagged(tmp_path: Path
     same: list[str] = []
     load([tmp_path / "alpha.graded.jsonl"], warn=same.append)
     assert not any("grading packages" in warning for warning in same)
+
+
+def test_a_dataset_name_with_a_slash_names_the_same_group_in_tables_and_router(graded_dir: Path) -> None:
+    for path in graded_dir.glob("*.jsonl"):
+        rows = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        write_jsonl(path, [{**row, "dataset": "org/set" if row["unique_id"] == "p5" else "mmlu_pro"} for row in rows])
+    report = build_report(load([graded_dir]), PRICES)
+    groups = {row.group for row in report.models[0].groups}
+    assert groups == {"mmlu_pro/algebra", "mmlu_pro/law", "org_set/law"}
+    assert report.router.category_router is not None
+    assert set(report.router.category_router.choices) == groups
+
+
+def test_a_problem_given_another_dataset_by_a_second_file_keeps_every_response(tmp_path: Path) -> None:
+    # beta's p1 names another dataset than alpha's (a conflict): its groups must not merge and lose counts
+    write_jsonl(tmp_path / "alpha.jsonl", [{**row, "dataset": "mmlu_pro"} for row in alpha_records()])
+    beta = [{**row, "dataset": "other" if row["unique_id"] == "p1" else "mmlu_pro"} for row in beta_records()]
+    write_jsonl(tmp_path / "beta.jsonl", beta)
+    report = build_report(load([tmp_path]))
+    for model in report.models:
+        assert sum(row.responses for row in model.groups) == model.overall.responses
+    beta_groups = {row.group for row in next(m for m in report.models if m.model == "org/beta").groups}
+    assert "other/" + CATEGORY["p1"] in beta_groups

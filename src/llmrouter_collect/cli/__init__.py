@@ -47,6 +47,7 @@ from . import extract as _extract  # noqa: E402,F401
 from . import infer as _infer  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
+from . import show as _show  # noqa: E402,F401
 
 
 def main() -> None:

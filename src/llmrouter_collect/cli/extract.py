@@ -33,7 +33,7 @@ def extract(
         typer.Option(
             "--output", "-o",
             help="Output file, or directory (an existing one, or a name ending in /). Default: X.graded.jsonl "
-            "beside X, or processed_results/ beside a directory. Only earlier outputs of extract are replaced.",
+            "beside X, also for the files of a directory. Only earlier outputs of extract are replaced.",
         ),
     ] = None,
     by_category: Annotated[

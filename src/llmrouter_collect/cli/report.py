@@ -49,10 +49,14 @@ def report(
     limit: Annotated[
         int, typer.Option("--limit", help="Problems listed in the unsolved / same-wrong-answer tables.")
     ] = 10,
+    list_files: Annotated[
+        bool,
+        typer.Option("--list", help="Only list the files the report would read or skip, with their models, and why."),
+    ] = False,
 ) -> None:
     """Accuracy, pass@k and maj@k per model and category, the router view across models, exports and plots.
 
-    Example: collect report processed_results/ --price gpt-4o=2.5,10 --prices prices.toml --export data/
+    Example: collect report inference_results/ --price gpt-4o=2.5,10 --prices prices.toml --export data/
     """
 
     def action() -> None:
@@ -73,6 +77,9 @@ def report(
             raise ConfigError(f"invalid --confidence {confidence}", hint="a coverage between 0 and 1, e.g. 0.95")
         if limit < 0:
             raise ConfigError(f"invalid --limit {limit}", hint="a whole number, 0 or more")
+        if list_files:
+            _list_files(given, group_by)
+            return
         result = run_report(
             given,
             group_by=group_by,
@@ -108,3 +115,18 @@ def report(
             info(f"wrote {path}")
 
     run_or_exit(action)
+
+
+def _list_files(paths: list[Path], group_by: str) -> None:
+    """Print the files `report` reads (and skips), one line each in reading order (greppable)."""
+    from ..report.loader import load
+
+    collection = load(paths, group_by=group_by, warn=warn)
+    for source in collection.sources:
+        line = f"{source.path}: {source.status}"
+        if source.models:
+            line += " — " + ", ".join(f"{name}: {count:,} problems" for name, count in sorted(source.models.items()))
+        if source.shadowed:
+            newer = ", ".join(path.name for path in sorted(source.newer))
+            line += f"; {source.shadowed:,} left out (also in the newer {newer})"
+        out_console.out(line, highlight=False)

@@ -31,6 +31,7 @@ from .pool import GradePool, Result, default_workers
 
 GRADED_SUFFIX = ".graded.jsonl"
 DIRECTORY_OUTPUT = "processed_results"
+"""Where a directory's graded files went before they were written beside their inputs (a common `-o` value)."""
 _WINDOW = 5_000
 """Records held in memory while their math checks run (order is kept; memory stays bounded)."""
 
@@ -109,9 +110,10 @@ def default_output(input_file: Path) -> Path:
 def plan(input_path: Path, output: Path | str | None) -> list[tuple[Path, Path]]:
     """Pair every input file with its output file.
 
-    A file goes to `output` (a file, or a directory to put `X.graded.jsonl` in), or beside itself. A directory
-    contributes its `*.jsonl` files except graded outputs, to `output` or to a `processed_results/` directory
-    next to it. An `output` given as a string ending in `/` is a directory, created if needed.
+    One rule without `output`: `X.jsonl` is graded to `X.graded.jsonl` beside it, whether it is given by name
+    or found in a directory (a directory contributes its `*.jsonl` files except graded outputs). `output` is a
+    file, or a directory to put the `X.graded.jsonl` files in; given as a string ending in `/` it is a
+    directory, created if needed.
 
     Raises:
         GradeError: missing input, an output that would overwrite an input or any existing file that is not a
@@ -132,16 +134,21 @@ def plan(input_path: Path, output: Path | str | None) -> list[tuple[Path, Path]]
                 hint="pass a directory of files written by `collect infer`, or one file (a graded file is graded "
                 "again when named)",
             )
-        out_dir = output if output is not None else input_path.resolve().parent / DIRECTORY_OUTPUT
-        if out_dir.exists() and not out_dir.is_dir():
-            raise GradeError(f"--output {out_dir} is a file, but the input is a directory",
-                             hint="pass a directory as --output")
-        if not out_dir.exists() and out_dir.name.endswith(".jsonl"):
-            raise GradeError(
-                f"--output {out_dir} names a file, but the input is a directory (one output file per input file)",
-                hint="pass a directory as --output, e.g. graded/",
-            )
-        pairs = [(path, out_dir / default_output(path).name) for path in files]
+        if output is None:
+            # One rule for a file and a directory alike: X.jsonl → X.graded.jsonl beside it.
+            pairs = [(path, default_output(path)) for path in files]
+        else:
+            out_dir = output
+            if out_dir.exists() and not out_dir.is_dir():
+                raise GradeError(f"--output {out_dir} is a file, but the input is a directory",
+                                 hint="pass a directory as --output")
+            if not out_dir.exists() and out_dir.name.endswith(".jsonl"):
+                raise GradeError(
+                    f"--output {out_dir} names a file, but the input is a directory (one output file per input "
+                    "file)",
+                    hint="pass a directory as --output, e.g. graded/",
+                )
+            pairs = [(path, out_dir / default_output(path).name) for path in files]
     else:
         if output is None:
             target = default_output(input_path)

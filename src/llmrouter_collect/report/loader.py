@@ -116,6 +116,21 @@ class ModelData:
 
 
 @dataclass(slots=True)
+class SourceFile:
+    """What the report did with one file it was given or found (`collect report --list`)."""
+
+    path: Path
+    status: str
+    """`read`, or `skipped: <why>`."""
+    models: Counter[str] = field(default_factory=Counter)
+    """Problems read per model."""
+    shadowed: int = 0
+    """Problems left out because a newer file has the same model and problem."""
+    newer: set[Path] = field(default_factory=set)
+    """The files whose records won over this file's."""
+
+
+@dataclass(slots=True)
 class Collection:
     """The models read from a set of graded files, and the problems they answered."""
 
@@ -129,6 +144,17 @@ class Collection:
     """Records with an empty `responses` list (left out of every count, and reported)."""
     graders: set[str] = field(default_factory=set)
     """What graded the records: each distinct `grader` (extractor and math-verify/sympy/LaTeX-parser versions)."""
+    sources: list[SourceFile] = field(default_factory=list)
+    """Every file looked at, in reading order, and what was taken from it."""
+    qualified: bool = False
+    """Category groups are named `dataset/category`: the files hold several datasets, whose categories may
+    share a name (MATH-500's `Algebra`, another benchmark's `algebra` or `math`)."""
+
+    def group_of(self, info: ProblemInfo) -> str:
+        """The group a problem is counted in (its category, dataset-qualified when needed, or its dataset)."""
+        if self.group_by == "dataset":
+            return info.dataset
+        return _qualified(info.dataset, info.category) if self.qualified else info.category
 
 
 def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
@@ -163,6 +189,39 @@ def find_files(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
     return unique
 
 
+def newest_first(files: list[tuple[Path, bool]]) -> list[tuple[Path, bool]]:
+    """Order files so that, among files whose first record names the same model, the most recently modified
+    is read first (it wins a problem both hold); every other file keeps its place."""
+    slots: dict[str, list[int]] = {}
+    for index, (path, _) in enumerate(files):
+        slots.setdefault(_first_model(path) or f"file:{index}", []).append(index)
+    ordered = list(files)
+    for indexes in slots.values():
+        if len(indexes) > 1:
+            group = sorted((files[i] for i in indexes), key=lambda item: -_mtime(item[0]))
+            for i, item in zip(indexes, group, strict=True):
+                ordered[i] = item
+    return ordered
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _first_model(path: Path) -> str | None:
+    """The `model` of a file's first line (files are written one model per run), or None."""
+    try:
+        with path.open("rb") as handle:
+            record = loads_line(handle.readline(1 << 24))
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    model = record.get("model") if isinstance(record, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def load(
     paths: Sequence[Path],
     *,
@@ -183,7 +242,8 @@ def load(
 
     Raises:
         GradeError: a file given by name that is not graded, a record without a model or with an unknown
-            outcome, the same model and problem in two files, or nothing graded at all.
+            outcome, or nothing graded at all. The same model and problem in two files is not an error: the
+            most recently modified file wins, with a warning naming both.
         ConfigError: an unknown `group_by`.
     """
     if group_by not in GROUP_FIELDS:
@@ -196,9 +256,18 @@ def load(
             warn(message)
 
     sinks = list(sinks)
-    origin: dict[tuple[str, str], Path] = {}
-    for path, explicit in find_files(paths):
+    origin: dict[tuple[str, str], SourceFile] = {}
+    for path, explicit in newest_first(find_files(paths)):
         _load_file(path, explicit, collection, sinks, origin, note)
+    for source in collection.sources:
+        if source.shadowed:
+            newer = ", ".join(str(path) for path in sorted(source.newer))
+            note(
+                f"{source.shadowed} problem(s) of {source.path} are also in the newer {newer} (same model): "
+                f"the newer file's responses are used and these are left out. To report {source.path} instead, "
+                "move the newer file out of the directory; `collect report --list` shows what is read"
+            )
+    _name_groups(collection)
     if collection.conflicts:
         note(
             f"{collection.conflicts} records give a problem another category or dataset than an earlier file; "
@@ -229,18 +298,42 @@ def load(
     return collection
 
 
+def _qualified(dataset: str, category: str) -> str:
+    """`math500/Algebra`; a `/` in the dataset name becomes `_`, so the first `/` always ends the dataset."""
+    return f"{dataset.replace('/', '_')}/{category}"
+
+
+def _name_groups(collection: Collection) -> None:
+    """Groups are counted under `dataset/category` while reading; with a single dataset the prefix only adds
+    noise, so it is dropped (names stay unique: one dataset, one prefix)."""
+    if collection.group_by != "category":
+        return
+    # from the groups themselves: a record that gives a problem another dataset than an earlier file (a
+    # conflict) must not merge two groups of one model when the prefixes go
+    datasets = {key.split("/", 1)[0] for data in collection.models.values() for key in data.groups}
+    datasets |= {_qualified(info.dataset, "").split("/", 1)[0] for info in collection.problems.values()}
+    collection.qualified = len(datasets) > 1
+    if collection.qualified:
+        return
+    for data in collection.models.values():
+        data.groups = {key.split("/", 1)[1]: stats for key, stats in data.groups.items()}
+
+
 def _load_file(
     path: Path,
     explicit: bool,
     collection: Collection,
     sinks: list[RecordSink],
-    origin: dict[tuple[str, str], Path],
+    origin: dict[tuple[str, str], SourceFile],
     note: Callable[[str], None],
 ) -> None:
+    source = SourceFile(path=path, status="read")
+    collection.sources.append(source)
     problem = _not_results(path)
     if problem is not None:
         if explicit:
             raise GradeError(f"{path} is not a graded results file: {problem}", hint=_RESULTS_HINT)
+        source.status = f"skipped: not a results file ({problem})"
         note(f"skipped {path}: not a results file ({problem})")
         return
     torn: list[int] = []
@@ -256,8 +349,10 @@ def _load_file(
                     raise _not_graded(path)
                 graded_copy = path.with_name(f"{_model_from_name(path)}.graded.jsonl")
                 if graded_copy.is_file():
-                    note(f"skipped {path}: not graded; its graded file {graded_copy.name} beside it is read")
+                    # the layout `collect extract` writes: nothing to warn about
+                    source.status = f"skipped: not graded; its graded copy {graded_copy.name} is read"
                 else:
+                    source.status = "skipped: not graded"
                     note(f"skipped {path}: not a graded results file (run `collect extract -i {path}` first)")
                 return
         elif not graded:
@@ -279,18 +374,20 @@ def _load_file(
                 hint="records written by `collect infer` name their model; was this file edited?",
             )
         key = (model, str(record["unique_id"]))
-        if key in origin:
-            raise GradeError(
-                f"model {model!r}, problem {key[1]} appears in both {origin[key]} and {path}",
-                hint="report on one graded file per model run (move the other file out of the way)",
-            )
-        origin[key] = path
+        winner = origin.get(key)
+        if winner is not None:
+            source.shadowed += 1
+            source.newer.add(winner.path)
+            continue
+        origin[key] = source
+        source.models[model] += 1
         _add_record(collection, model, path, record)
         for sink in sinks:
             sink.add_record(model, record)
     if torn:
         note(f"{path}: the last line is incomplete (a run still writing?); it was left out")
     if records == 0 and first:
+        source.status = "skipped: empty"
         note(f"skipped {path}: empty file")
 
 
@@ -401,7 +498,8 @@ def _add_record(collection: Collection, model: str, path: Path, record: dict[str
         collection.problems[uid] = ProblemInfo(category=category, dataset=dataset, is_mcq=is_mcq)
     elif known.category != category or known.dataset != dataset:
         collection.conflicts += 1
-    group = category if collection.group_by == "category" else dataset
+    # `dataset/category` until every file is read (see _name_groups)
+    group = _qualified(dataset, category) if collection.group_by == "category" else dataset
     stats = data.groups.get(group)
     if stats is None:
         stats = data.groups[group] = GroupStats()

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..errors import StoreError
 from ..fileio import atomic_open
 from .metrics import pareto_front
-from .summary import Report
+from .summary import GroupSummary, Report
 
 _DPI = 150
 
@@ -62,6 +63,7 @@ def _accuracy_by_group(report: Report) -> Figure:
     axes = figure.add_subplot()
     positions = np.arange(len(labels))
     bar = 0.8 / max(1, n_models)
+    absent = False
     for index, model in enumerate(report.models):
         rows = {row.group: row for row in [*model.groups, model.overall]}
         values, low, high = [], [], []
@@ -72,21 +74,36 @@ def _accuracy_by_group(report: Report) -> Figure:
             low.append(100 * (accuracy - row.ci_low) if row is not None and row.ci_low is not None else 0.0)
             high.append(100 * (row.ci_high - accuracy) if row is not None and row.ci_high is not None else 0.0)
         offset = (index - (n_models - 1) / 2) * bar
-        axes.barh(
+        bars = axes.barh(
             positions + offset,
             values,
             height=bar,
             xerr=[low, high],
             label=model.model,
+            color=f"C{index % 10}",  # fixed, so the hatched placeholders below do not shift the colour cycle
             error_kw={"elinewidth": 0.8, "capsize": 2, "alpha": 0.7},
         )
+        color = bars.patches[0].get_facecolor() if bars.patches else "grey"
+        for position, value in zip(positions + offset, values, strict=True):
+            if np.isnan(value):
+                # No problem of this model in the group: a hatched outline across the axis, never a 0% bar.
+                absent = True
+                axes.barh(position, 100, height=bar, fill=False, hatch="///", edgecolor=color, linewidth=0, alpha=0.5)
+                axes.text(1, position, "no problems", va="center", fontsize="x-small", color="dimgrey")
+            elif value == 0:
+                axes.text(1, position, "0%", va="center", fontsize="x-small", color="dimgrey")
     axes.set_yticks(positions, labels)
     axes.invert_yaxis()
     axes.set_xlim(0, 100)
-    axes.set_xlabel(f"accuracy over all samples (%), {round(report.confidence * 100)}% interval")
+    axes.xaxis.set_major_formatter(_PERCENT)
+    axes.set_xlabel(f"accuracy over all samples, {round(report.confidence * 100)}% interval")
     axes.set_title(f"Accuracy by {report.group_by} (errors, unparsed and truncated count as not correct)")
     axes.grid(axis="x", alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    handles, names = axes.get_legend_handles_labels()
+    if absent:
+        handles.append(Patch(fill=False, hatch="///", edgecolor="grey", linewidth=0))
+        names.append("no problems in the group\n(not 0%)")
+    axes.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return figure
 
 
@@ -94,13 +111,25 @@ def _pass_at_k(report: Report) -> Figure:
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
     top = 1
+    # Models with the same curve would hide each other: one line, labelled with all their names.
+    curves: dict[tuple[object, ...], list[str]] = {}
+    rows: dict[tuple[object, ...], GroupSummary] = {}
     for model in report.models:
         row = model.overall
+        key: tuple[object, ...] = (
+            *[(k, round(v, 9)) for k, v in sorted(row.pass_at.items()) if v is not None],
+            row.majority,
+        )
+        curves.setdefault(key, []).append(model.model)
+        rows.setdefault(key, row)
+    for key, names in curves.items():
+        row = rows[key]
         ks = [k for k, value in sorted(row.pass_at.items()) if value is not None]
         if not ks:
             continue
         top = max(top, ks[-1])
-        (line,) = axes.plot(ks, [100 * (row.pass_at[k] or 0.0) for k in ks], marker="o", label=model.model)
+        label = " = ".join(names) if len(names) > 1 else names[0]
+        (line,) = axes.plot(ks, [100 * (row.pass_at[k] or 0.0) for k in ks], marker="o", label=label)
         if row.majority is not None:
             axes.scatter(
                 [row.k],
@@ -117,12 +146,23 @@ def _pass_at_k(report: Report) -> Figure:
     else:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("k (samples per problem)")
-    axes.set_ylabel("pass@k (%)")
+    axes.set_ylabel("pass@k")
     axes.set_ylim(0, 100)
+    axes.yaxis.set_major_formatter(_PERCENT)
     axes.set_title("pass@k by k (unbiased estimator) and maj@k")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return figure
+
+
+_PERCENT = FuncFormatter(lambda value, _: f"{value:g}%")
+"""Axes in percent points: `40%`, `12.5%`, never `0.1825`."""
+
+_ROUND_STEPS = [1, 2, 5, 10]
+"""Tick steps of 1, 2 or 5 times a power of ten: round labels ($0.0002, 12%), never 0.1825."""
+
+_LABEL_NEAR = 0.03
+"""Two points closer than this share of both axes' ranges get one label (or labels stacked apart)."""
 
 
 def _dollars(value: float) -> str:
@@ -164,8 +204,8 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
     figure = Figure(figsize=(7.5, 5))
     axes = figure.add_subplot()
     axes.scatter(xs, ys, s=50, zorder=3, color="tab:blue", label="models")
-    for x, y, point in zip(xs, ys, view.points, strict=True):
-        axes.annotate(point.model, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    for x, y, label, stack in _point_labels(xs, ys, [point.model for point in view.points]):
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4 - 11 * stack), fontsize="small")
     front = pareto_front(list(zip(xs, ys, strict=True)))
     axes.plot(
         [xs[i] for i in front],
@@ -201,15 +241,43 @@ def _accuracy_vs_cost(report: Report) -> Figure | None:
         axes.xaxis.set_minor_formatter(NullFormatter())
     else:
         # Dollar labels of small costs are long ($0.000025): few ticks, so they never run into each other.
-        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2, steps=_ROUND_STEPS))
+    low, high = min(ys), max(ys)
+    if high - low < 10:  # nearly equal accuracies: a range of 10 points, not ticks at 18.225, 18.250, …
+        middle = (low + high) / 2
+        axes.set_ylim(max(0.0, middle - 6), min(100.0, max(middle + 6, 12.0)))
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=_ROUND_STEPS))
+    axes.yaxis.set_major_formatter(_PERCENT)
     if axes.get_xscale() == "log":
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value) if priced else f"{value:,.0f}"))
     else:
         axes.xaxis.set_major_formatter(_StepFormatter("$" if priced else ""))
     axes.set_xlabel(xlabel)
-    axes.set_ylabel("accuracy (%), each problem once")
+    axes.set_ylabel("accuracy, each problem once")
     axes.set_title(f"Accuracy against cost on {view.common_problems:,} problems all models answered")
     axes.grid(alpha=0.3)
     # Outside the axes, below: a legend inside would hide whichever model sits in its corner.
     axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=4, frameon=False)
     return figure
+
+
+def _point_labels(xs: list[float], ys: list[float], names: list[str]) -> list[tuple[float, float, str, int]]:
+    """One label per distinct point: models at the same place share a label (`a, b`), and a label whose point is
+    near an earlier labelled one is stacked below it, so labels never print on top of each other.
+
+    Returns (x, y, label, stack) with stack the number of lines to move the label down.
+    """
+    x_span = (max(xs) - min(xs)) or 1.0
+    y_span = (max(ys) - min(ys)) or 1.0
+    merged: dict[tuple[float, float], list[str]] = {}
+    for x, y, name in zip(xs, ys, names, strict=True):
+        merged.setdefault((round(x, 12), round(y, 9)), []).append(name)
+    placed: list[tuple[float, float, str, int]] = []
+    for (x, y), group in sorted(merged.items(), key=lambda item: (-item[0][1], item[0][0])):
+        near = [
+            stack
+            for px, py, _, stack in placed
+            if abs(px - x) / x_span < _LABEL_NEAR * 3 and abs(py - y) / y_span < _LABEL_NEAR
+        ]
+        placed.append((x, y, ", ".join(group), max(near) + 1 if near else 0))
+    return placed

@@ -77,7 +77,8 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
     sections: list[Section] = []
 
     accuracy = Section(
-        title="Accuracy (all problems; %)",
+        title="Accuracy (" + ("each model over its own problems" if report.problem_sets_differ else "all problems")
+        + "; %)",
         columns=["model", "problems", "k", f"accuracy [{level} CI]", "answered", "pass@1", "pass@k", "maj@k"],
         rows=[],
         notes=[
@@ -102,6 +103,8 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
             ]
         )
     _bold_best_in_columns(accuracy, [3, 4, 5, 6, 7])
+    if report.problem_sets_differ:
+        _add_common_column(report, accuracy)
     sections.append(accuracy)
 
     outcomes = Section(
@@ -175,6 +178,24 @@ def build_sections(report: Report, *, limit: int = 10) -> list[Section]:
     sections.append(_pass_curve(report))
     sections.extend(_router_sections(report, limit=limit, priced=priced))
     return sections
+
+
+def _add_common_column(report: Report, section: Section) -> None:
+    """The models answered different problems: say so, and add their accuracy on the problems they share."""
+    common = report.router.common_problems
+    column = len(section.columns)
+    section.columns.append(f"common {common:,}")
+    for row, model in zip(section.rows, report.models, strict=True):
+        row.append(pct(model.common_accuracy))
+    # "best" over different problem sets is the comparison this column replaces: only its best is bold
+    section.bold = set()
+    _bold_best_in_columns(section, [column])
+    counts = ", ".join(f"{model.model}: {model.overall.problems:,}" for model in report.models)
+    section.notes.insert(
+        0,
+        f"the models answered different problems ({counts}), so the rows above do not compare like for like; "
+        f"common {common:,}: accuracy over the {common:,} problems every model answered",
+    )
 
 
 def _bold_best_in_columns(section: Section, columns: list[int]) -> None:
@@ -264,7 +285,10 @@ def _router_sections(report: Report, *, limit: int, priced: bool) -> list[Sectio
         "a model scores its fraction of correct samples on it",
     ]
     if missing:
-        notes.append("left out (not answered by every model): " + ", ".join(f"{m}: {c}" for m, c in missing.items()))
+        notes.append(
+            "not in the router view: "
+            + "; ".join(f"{m} is missing {c:,} problem(s) the others have" for m, c in missing.items())
+        )
     if len(view.models) > 1:
         columns = ["strategy", "accuracy %", "$/query" if priced else "", "routed to"]
         columns = [column for column in columns if column]
@@ -466,6 +490,8 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
                 cost_per_correct=row.cost_per_correct,
                 cost_per_query=None,
             )
+            if report.problem_sets_differ:
+                flat["common_accuracy"] = model.common_accuracy if row is model.overall else None
             rows.append(flat)
     view = report.router
     if len(view.models) > 1:

@@ -120,7 +120,7 @@ def build_router_view(collection: Collection, prices: Mapping[str, Price], *, te
             if priced and price is not None:
                 cost[i, j] = price.cost(result.prompt_tokens, result.completion_tokens) / result.samples
     field_name = collection.group_by
-    groups = np.array([getattr(collection.problems[uid], field_name) for uid in common])
+    groups = np.array([collection.group_of(collection.problems[uid]) for uid in common])
     splits = np.array([assign_split(uid, test_fraction) for uid in common])
 
     # Rank models once (accuracy, then cost, then name) and order columns by rank, so argmax/argmin

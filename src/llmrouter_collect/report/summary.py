@@ -66,6 +66,9 @@ class ModelSummary:
     extractor_versions: list[str]
     generation: dict[str, Any] | None
     price: Price | None
+    common_accuracy: float | None = None
+    """Accuracy (correct / responses) over the problems every model answered; set when the models' problem sets
+    differ, so that the models can be compared on the same problems."""
 
 
 @dataclass(slots=True)
@@ -78,6 +81,8 @@ class Report:
     router: RouterView
     unpriced: list[str]
     warnings: list[str] = field(default_factory=list)
+    problem_sets_differ: bool = False
+    """The models answered different problems: their overall rows do not compare like for like."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (pass@k keys become strings)."""
@@ -151,6 +156,14 @@ def build_report(
     names = sorted(collection.models)
     models = [summarize_model(collection.models[name], prices.get(name), confidence) for name in names]
     router = build_router_view(collection, prices, test_fraction=test_fraction)
+    sets = [set(collection.models[name].problems) for name in names]
+    differ = len(sets) > 1 and any(problems != sets[0] for problems in sets[1:])
+    if differ:
+        common = set.intersection(*sets)
+        for model in models:
+            results = collection.models[model.model].problems
+            samples = sum(results[uid].samples for uid in common)
+            model.common_accuracy = sum(results[uid].correct for uid in common) / samples if samples else None
     return Report(
         group_by=collection.group_by,
         confidence=confidence,
@@ -158,4 +171,5 @@ def build_report(
         router=router,
         unpriced=[name for name in names if name not in prices],
         warnings=list(collection.warnings),
+        problem_sets_differ=differ,
     )
