@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import Counter
@@ -299,19 +300,23 @@ class _Engine:
         queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
         workers = self.settings.max_concurrent
         queued = 0
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(self._worker(queue))
-            for problem_run in runs:
-                if self.stopped:
-                    break
-                jobs = self._split(problem_run.need)
-                problem_run.outstanding = len(jobs)  # all at once, so it cannot reach 0 before the last is queued
-                queued += 1
-                for n in jobs:
-                    await queue.put((problem_run, n))
-            for _ in range(workers):
-                await queue.put(None)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(self._worker(queue))
+                for problem_run in runs:
+                    if self.stopped:
+                        break
+                    jobs = self._split(problem_run.need)
+                    problem_run.outstanding = len(jobs)  # all at once: it cannot reach 0 before the last is queued
+                    queued += 1
+                    for n in jobs:
+                        await queue.put((problem_run, n))
+                for _ in range(workers):
+                    await queue.put(None)
+        except BaseException:
+            await self._settle_sync()
+            raise
         # A run that stopped (server gone, every request refused) never queued the rest: not asked either.
         self.stats.problems_not_asked += len(runs) - queued
         await self.finish_sync()
@@ -433,6 +438,18 @@ class _Engine:
         self._since_sync = 0
         self._last_sync = time.monotonic()
         self._sync_task = asyncio.get_running_loop().run_in_executor(None, self.writer.fsync)
+
+    async def _settle_sync(self) -> None:
+        """After a failure or an interruption: let a sync in progress end before the file is closed under it
+        (it would fail on a closed descriptor, and its error would be printed as a stray traceback at exit).
+        Its own error is secondary: the failure that stopped the run is the one reported."""
+        task = self._sync_task
+        if task is None:
+            return
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([task])
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it
 
     async def finish_sync(self) -> None:
         """Wait for a sync in progress, and raise its failure."""
