@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+
+def sigint_default() -> None:
+    """`preexec_fn` for a child the test will Ctrl-C: SIGINT's default handler, even when the test run itself was
+    started with SIGINT ignored (`pytest … &`, `nohup`, some CI runners), which every child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:
