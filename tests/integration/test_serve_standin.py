@@ -321,6 +321,22 @@ def test_stop_kills_a_server_that_ignores_sigterm(
     assert _state(tmp_path / "state") == {}
 
 
+def test_stop_with_nothing_running_succeeds(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
+    # A notebook's clean-up cell or a `set -e` script calls stop whether or not a server runs.
+    for args in ([], ["--all"], ["--port", "8123"]):
+        stop = cli(["serve", "stop", *args])
+        assert stop.returncode == 0, stop.stderr
+        assert "no server is running" in stop.stderr and "nothing to stop" in stop.stderr
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+    other = cli(["serve", "stop", "--port", str(port + 1 if port < 65535 else port - 1)])
+    assert other.returncode == 0 and f"collect's servers are on port {port}" in other.stderr
+    assert list(_state(tmp_path / "state")) == [port]  # the one running is left alone
+    assert cli(["serve", "stop", "--port", str(port)]).returncode == 0
+    again = cli(["serve", "stop"])
+    assert again.returncode == 0 and "no server is running" in again.stderr
+
+
 def test_stop_all_and_status(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
     ports = sorted([free_port(), free_port()])
     for port in ports:
