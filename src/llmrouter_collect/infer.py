@@ -819,18 +819,8 @@ async def _infer(
             "model_source": model_source,
             "api_base": client.base_url,
         }
-        if dry_run:
-            path = output_path(settings, model or "") if model is not None or settings.output_file else None
-            state = scan(real_path(path)) if path is not None and path.exists() else FileState()
-            plan, _ = _plan(**plan_args, path=path, state=state)
-            on_plan(plan)
-            notice = plan.fewer_than_held()
-            if notice:
-                warn(notice)
-            return plan
-        assert model is not None  # resolve_model returns one or raises
         params = GenerationParams(
-            model=model,
+            model=model or "",
             endpoint=settings.endpoint,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -844,6 +834,18 @@ async def _infer(
             "generation": params.as_record(),
             "prompt_fingerprint": templates.fingerprint(problems),
         }
+        if dry_run:
+            path = output_path(settings, model or "") if model is not None or settings.output_file else None
+            state = scan(real_path(path)) if path is not None and path.exists() else FileState()
+            if path is not None and model is not None:
+                _check_resumable(path, state, identity, problems)  # refused now, as the real run would be
+            plan, _ = _plan(**plan_args, path=path, state=state)
+            on_plan(plan)
+            notice = plan.fewer_than_held()
+            if notice:
+                warn(notice)
+            return plan
+        assert model is not None  # resolve_model returns one or raises
         path = output_path(settings, model)
         on_output(path)
         real = real_path(path)  # a symlink is followed: one lock, one file, and compaction keeps the link
@@ -881,15 +883,7 @@ async def _run_locked(
     if writer.torn_bytes_cut:
         warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
     state = scan(real)
-    mismatch = identity_mismatch(state.first_record, identity)
-    if mismatch:
-        raise StoreError(
-            f"{path} was made with other settings — {mismatch}",
-            hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
-        )
-    changed = changed_problems(problems, state)
-    if changed:
-        raise dataset_changed_error(path, changed)
+    _check_resumable(path, state, identity, problems)
     run_plan, plan = _plan(**plan_args, path=path, state=state)
     on_plan(run_plan)
     notice = run_plan.fewer_than_held()
@@ -925,6 +919,19 @@ async def _run_locked(
     except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
         warn(f"{err.message} ({err.hint})")
     return summary
+
+
+def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], problems: list[Problem]) -> None:
+    """Refuse a file made with other settings, or whose problems the dataset has since changed."""
+    mismatch = identity_mismatch(state.first_record, identity)
+    if mismatch:
+        raise StoreError(
+            f"{path} was made with other settings — {mismatch}",
+            hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
+        )
+    changed = changed_problems(problems, state)
+    if changed:
+        raise dataset_changed_error(path, changed)
 
 
 @dataclass(slots=True)

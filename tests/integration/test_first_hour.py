@@ -254,3 +254,15 @@ def test_dry_run_of_a_finished_file_says_nothing_to_ask(
     assert "already done: 3 problems (6 responses) · to ask: 0 responses for 0 problems" in result.stderr
     assert "nothing to ask" in result.stderr and result.stdout == ""
     assert out.read_bytes() == before
+
+
+def test_dry_run_says_when_the_real_run_would_be_refused(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    dataset, out = dataset_file(count=3), tmp_path / "out.jsonl"
+    assert run_cli(infer_args(openai_server, dataset, out, k=2)).returncode == 0
+    sent = len(openai_server.completion_requests())
+    result = run_cli([*infer_args(openai_server, dataset, out, "--temperature", "0.2", k=2), "--dry-run"])
+    assert result.returncode == 1
+    assert "was made with other settings — generation.temperature" in result.stderr
+    assert len(openai_server.completion_requests()) == sent
