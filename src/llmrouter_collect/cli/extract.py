@@ -97,7 +97,7 @@ def extract(
 def _input(argument: Path | None, option: Path | None) -> Path:
     """The input: FILE or --input (both only when they agree)."""
     if argument is not None and option is not None and argument != option:
-        err_console.print(f"error: two inputs given ({argument} and --input {option}); give one")
+        err_console.print(f"error: two inputs given ({escape(str(argument))} and --input {escape(str(option))})")
         raise typer.Exit(2)
     given = argument or option
     if given is None:
