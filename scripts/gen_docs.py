@@ -36,17 +36,45 @@ def settings_markdown() -> str:
         "| flag | environment variable | default | meaning |",
         "| --- | --- | --- | --- |",
     ]
+    flags = cli_flags()
     for name, field in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
         env = "COLLECT_" + name.upper()
         default = _default(name)
         shown = f"`{default}`" if default else "(unset)"
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{flag}` | `{env}` | {shown} | {description} |")
+        lines.append(f"| {flags.get(name, '(none)')} | `{env}` | {shown} | {description} |")
     lines.append("")
-    lines.append("Not every command takes every flag; `collect COMMAND --help` lists a command's own.")
+    lines.append(
+        "Not every command takes every flag; `collect COMMAND --help` lists a command's own. A setting whose flag"
+    )
+    lines.append("is (none) is set through its environment variable or `.env` key only.")
     lines += ["", *DOTENV_SECTION.format(env_file=ENV_FILE_VAR, risky=_risky()).splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def cli_flags() -> dict[str, str]:
+    """Setting name -> the flag(s) the CLI really has for it, as Markdown: `--name`, or `--no-name` for a switch
+    that only turns a setting off (read from the Typer app, so the table cannot name a flag that does not exist)."""
+    import typer
+
+    from llmrouter_collect.cli import app
+
+    options: dict[str, list[str]] = {}
+    pending = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        pending.extend(getattr(command, "commands", {}).values())
+        for param in command.params:
+            if param.param_type_name == "option" and param.name:
+                long = [opt for opt in param.opts if opt.startswith("--") and "_" not in opt]
+                options.setdefault(param.name, long[:1])
+    flags = {}
+    for name in Settings.model_fields:
+        if options.get(name):
+            flags[name] = f"`{options[name][0]}`"
+        elif options.get(f"no_{name}"):
+            flags[name] = f"`{options['no_' + name][0]}` (turns it off)"
+    return flags
 
 
 def _risky() -> str:

@@ -8,7 +8,8 @@ redirect handling cost ~200 µs per request, as much again as the transport itse
 Each failed request ends in one of three ways:
 - retried (transport errors, timeouts, 408, 409, 429, 5xx, malformed replies) with exponential backoff and
   jitter, honouring Retry-After up to a cap, at most `max_retries` times;
-- `EndpointError`, fatal for the whole run (401, 403, 404: wrong key, model or URL);
+- `EndpointError`, fatal for the whole run (401, 403, 404: wrong key, model or URL; and errors no retry can
+  cure: an unsupported scheme or invalid URL, a TLS certificate that fails verification — see `incurable`);
 - `RequestFailed`, fatal for this request only (other 4xx such as a prompt that is too long, or retries used up),
   or kind "connection" when the server is gone (cannot connect, or silent: see below).
 
@@ -38,6 +39,7 @@ import asyncio
 import email.utils
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -330,12 +332,15 @@ class OpenAIClient:
         try:
             async with asyncio.timeout(timeout + self._connect_timeout):
                 response = await self.http.get("models", timeout=httpx.Timeout(timeout, connect=self._connect_timeout))
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}") from None
-        except (httpx.TimeoutException, TimeoutError):
-            raise RequestFailed("timeout", f"GET {url}: no answer within {timeout:g} s") from None
-        except httpx.TransportError as err:
+        except (httpx.TransportError, httpx.InvalidURL) as err:
+            self._raise_if_incurable(err, f"GET {url}")
+            if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
+                raise RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}") from None
+            if isinstance(err, httpx.TimeoutException):
+                raise RequestFailed("timeout", f"GET {url}: no answer within {timeout:g} s") from None
             raise RequestFailed("transport", f"GET {url}: {self._describe(err)}") from None
+        except TimeoutError:
+            raise RequestFailed("timeout", f"GET {url}: no answer within {timeout:g} s") from None
         if response.status_code in (401, 403):
             raise self._fatal(response.status_code, response.content, "GET models")
         if response.status_code != 200:
@@ -418,7 +423,11 @@ class OpenAIClient:
                         failure.retries = retry
                         raise failure
                     retry_after = parse_retry_after(headers.get("retry-after"))
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as err:
+                self._raise_if_incurable(err, f"POST {path}")
+                raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+                self._raise_if_incurable(err, f"POST {path}")
                 failure = RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}")
             except httpx.TimeoutException as err:
                 failure = RequestFailed("timeout", f"timed out: {self._describe(err)}")
@@ -456,6 +465,22 @@ class OpenAIClient:
 
     def _describe(self, err: Exception) -> str:
         return _describe(err, self.redact)
+
+    def _raise_if_incurable(self, err: Exception, what: str) -> None:
+        """Raise EndpointError (fatal for the run, never retried) if no retry could cure `err`."""
+        why = incurable(err)
+        if why is None:
+            return
+        if why == "tls":
+            raise EndpointError(
+                f"{what}: the TLS certificate of {self.base_url} cannot be verified ({self._describe(err)})",
+                hint="check the host name in --api-base, or use the server's http:// URL if it has one; "
+                "a private CA can be trusted with SSL_CERT_FILE=/path/to/ca.pem",
+            ) from None
+        raise EndpointError(
+            f"{what}: {self.base_url} cannot be requested ({self._describe(err)})",
+            hint="--api-base must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1",
+        ) from None
 
     def _fatal(self, status: int, raw: bytes, what: str, model: str | None = None) -> EndpointError:
         detail = _error_message(raw, self.redact)
@@ -599,6 +624,21 @@ def _error_message(raw: bytes, redact: Callable[[str], str], cap: int = MESSAGE_
             detail = data["detail"]
     text = detail if isinstance(detail, str) else orjson.dumps(detail).decode()
     return server_text(text, redact, cap) or "(empty body)"
+
+
+def incurable(err: BaseException) -> Literal["url", "tls"] | None:
+    """Whether a transport error is one no retry can cure: "url" (unsupported scheme, invalid URL), "tls" (the
+    server's certificate fails verification), or None (pure; looks through the chain of causes)."""
+    if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return "url"
+    seen: BaseException | None = err
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError) or type(seen).__name__ == "ClientConnectorCertificateError":
+            return "tls"
+        seen = seen.__cause__ or seen.__context__
+    return "tls" if "CERTIFICATE_VERIFY_FAILED" in str(err) else None
 
 
 def _describe(err: Exception, redact: Callable[[str], str]) -> str:

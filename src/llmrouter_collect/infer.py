@@ -30,7 +30,15 @@ from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
 from .records import FIELD_LABELS, RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso, problem_signature
 from .settings import Settings
-from .store import WRITABLE_HINT, FileState, ResultsWriter, compact, problem_differences, scan
+from .store import (
+    WRITABLE_HINT,
+    FileState,
+    ResultsWriter,
+    compact,
+    lock_path,
+    problem_differences,
+    scan,
+)
 
 SYNC_INTERVAL_S = 5.0
 """Longest time a written line waits for its fsync when results trickle in slowly."""
@@ -636,12 +644,110 @@ def _earlier_runs(meta_path: Path, warn: Callable[[str], None]) -> list[dict[str
     return [{"started_at": old.get("updated_at"), **{key: old.get(key) for key in keys}}]
 
 
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What a run is about to do, told before any completion request is sent (and all that `--dry-run` does)."""
+
+    model: str | None
+    """The model asked, or None when a dry run found no server and no --model was given."""
+    model_source: str
+    """How the model was chosen: "given", "the server's only model", or "unverified: ..." (dry run, no server)."""
+    api_base: str
+    endpoint: str
+    problems: int
+    k: int
+    output_path: Path | None
+    """None when the file is named after a model that is not known (dry run without a server or --model)."""
+    file_exists: bool
+    """The output file exists and holds results (so the run resumes it)."""
+    problems_done: int
+    """Problems that already hold k good responses in the file."""
+    problems_exhausted: int
+    """Problems left out: they used --max-attempts."""
+    problems_to_ask: int
+    responses_to_ask: int
+    responses_held: int
+    """Good responses the file holds for this run's problems (counted up to k per problem)."""
+    most_held: int
+    """The most good responses the file holds for one of this run's problems (may exceed k)."""
+    first_prompt: str | list[dict[str, str]] | None
+    """The first prompt to be sent (chat messages or completion text), or None when nothing is to be asked."""
+
+    @property
+    def responses_total(self) -> int:
+        """Problems × k."""
+        return self.problems * self.k
+
+    def fewer_than_held(self) -> str | None:
+        """The notice for a --k below what the file holds for these problems, or None."""
+        if self.most_held <= self.k:
+            return None
+        outcome = (
+            "nothing to do (pass a larger --k to add samples)"
+            if self.problems_to_ask == 0
+            else f"problems that hold {self.k} or more are left as they are"
+        )
+        return f"the file holds up to {self.most_held} responses per problem; --k {self.k} asks for fewer: {outcome}"
+
+
+def _plan(
+    *,
+    settings: Settings,
+    problems: list[Problem],
+    templates: Templates,
+    model: str | None,
+    model_source: str,
+    api_base: str,
+    path: Path | None,
+    state: FileState,
+) -> tuple[RunPlan, PlannedRuns]:
+    planned = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
+    known = [state.problems[p.unique_id] for p in problems if p.unique_id in state.problems]
+    first: str | list[dict[str, str]] | None = None
+    if planned.runs:
+        problem = planned.runs[0].problem
+        first = (
+            build_messages(problem, templates)
+            if settings.endpoint == "chat"
+            else build_completion_prompt(problem, templates)
+        )
+    plan = RunPlan(
+        model=model,
+        model_source=model_source,
+        api_base=api_base,
+        endpoint=settings.endpoint,
+        problems=len(problems),
+        k=settings.k_responses,
+        output_path=path,
+        file_exists=bool(state.problems),
+        problems_done=planned.skipped_done,
+        problems_exhausted=planned.skipped_exhausted,
+        problems_to_ask=len(planned.runs),
+        responses_to_ask=sum(run.need for run in planned.runs),
+        responses_held=sum(min(state.good, settings.k_responses) for state in known),
+        most_held=max((state.good for state in known), default=0),
+        first_prompt=first,
+    )
+    return plan, planned
+
+
+async def _choose_model(
+    client: OpenAIClient, settings: Settings, warn: Callable[[str], None], *, dry_run: bool
+) -> tuple[str | None, str]:
+    """The model and how it was chosen; a dry run without a server goes on with the model unverified."""
+    if dry_run and not await client.server_answers():
+        return settings.model, f"unverified: no server answers at {client.base_url}"
+    model = await resolve_model(client, settings, on_wait=warn)
+    return model, ("given" if settings.model else "the server's only model")
+
+
 async def run_infer(
     settings: Settings,
     *,
     stats: InferStats | None = None,
     warn: Callable[[str], None] = lambda message: None,
     on_output: Callable[[Path], None] = lambda path: None,
+    on_plan: Callable[[RunPlan], None] = lambda plan: None,
 ) -> InferSummary:
     """Ask the model k times per problem and store every response; resumes what the output file holds.
 
@@ -650,16 +756,52 @@ async def run_infer(
         stats: counters to update live (for a progress display).
         warn: receives warnings meant for the user.
         on_output: called with the output path once it is known (before any request is sent).
+        on_plan: called with the plan (model, endpoint, problems × k, what the file holds, output) before any
+            completion request is sent.
 
     Raises:
         DatasetError, ConfigError: bad input, found before any request is sent.
-        EndpointError: the server refused the run (unreachable at start, 401/403/404).
+        EndpointError: the server refused the run (unreachable at start, 401/403/404, a URL or TLS certificate
+            no retry can cure).
         StoreError: the results file is locked by another run, belongs to other settings, or cannot be written.
+
+    A run that writes no result (refused before any request, or failed at once) removes the files it created
+    (the results file, its `.meta.json` and `.lock`, an output directory it made), never one that was there.
     """
+    summary = await _infer(settings, stats=stats, warn=warn, on_output=on_output, on_plan=on_plan, dry_run=False)
+    assert isinstance(summary, InferSummary)
+    return summary
+
+
+async def plan_infer(settings: Settings, *, warn: Callable[[str], None] = lambda message: None) -> RunPlan:
+    """What `run_infer` would do (`collect infer --dry-run`): no completion request is sent, no file written.
+
+    Only GET /models is sent, to check the model; when no server answers, the plan says the model is unverified
+    (and names no output file if the file is named after a model not given).
+
+    Raises:
+        As `run_infer`, except that an unreachable server is not an error.
+    """
+    plan = await _infer(settings, warn=warn, dry_run=True)
+    assert isinstance(plan, RunPlan)
+    return plan
+
+
+async def _infer(
+    settings: Settings,
+    *,
+    stats: InferStats | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+    on_output: Callable[[Path], None] = lambda path: None,
+    on_plan: Callable[[RunPlan], None] = lambda plan: None,
+    dry_run: bool,
+) -> InferSummary | RunPlan:
     stats = stats or InferStats()
     if settings.api_mode == "remote" and not settings.api_key:
         raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
     api_base = settings.resolved_api_base  # refuses a key headed for an address only a .env chose, before loading
+    if settings.api_base_notice:
+        warn(settings.api_base_notice)
     templates = load_templates(settings.prompt_template)
     problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
     stats.problems_total = len(problems)
@@ -684,9 +826,17 @@ async def run_infer(
         client = OpenAIClient(
             http, transport, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
         )
-        model = await resolve_model(client, settings, on_wait=warn)
+        model, model_source = await _choose_model(client, settings, warn, dry_run=dry_run)
+        plan_args: dict[str, Any] = {
+            "settings": settings,
+            "problems": problems,
+            "templates": templates,
+            "model": model,
+            "model_source": model_source,
+            "api_base": client.base_url,
+        }
         params = GenerationParams(
-            model=model,
+            model=model or "",
             endpoint=settings.endpoint,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -700,50 +850,141 @@ async def run_infer(
             "generation": params.as_record(),
             "prompt_fingerprint": templates.fingerprint(problems),
         }
+        if dry_run:
+            path = output_path(settings, model or "") if model is not None or settings.output_file else None
+            state = scan(real_path(path)) if path is not None and path.exists() else FileState()
+            if path is not None and model is not None:
+                _check_resumable(path, state, identity, problems)  # refused now, as the real run would be
+            plan, _ = _plan(**plan_args, path=path, state=state)
+            on_plan(plan)
+            notice = plan.fewer_than_held()
+            if notice:
+                warn(notice)
+            return plan
+        assert model is not None  # resolve_model returns one or raises
         path = output_path(settings, model)
         on_output(path)
         real = real_path(path)  # a symlink is followed: one lock, one file, and compaction keeps the link
-        with ResultsWriter(path, sync_every=None) as writer:
-            if writer.torn_bytes_cut:
-                warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
-            state = scan(real)
-            mismatch = identity_mismatch(state.first_record, identity)
-            if mismatch:
-                raise StoreError(
-                    f"{path} was made with other settings — {mismatch}",
-                    hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
-                )
-            changed = changed_problems(problems, state)
-            if changed:
-                raise dataset_changed_error(path, changed)
-            write_meta(real, settings, identity, problems, warn)
-            plan = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
-            stats.to_do = len(plan.runs)
-            stats.skipped_done = plan.skipped_done
-            stats.skipped_exhausted = plan.skipped_exhausted
-            stats.started = time.monotonic()
-            engine = _Engine(settings, client, writer, params, templates, identity, stats, warn)
-            try:
-                await engine.run(plan.runs)
-            except* EndpointError as group:
-                raise group.exceptions[0] from None
-            except* StoreError as group:
-                raise group.exceptions[0] from None
-            elapsed = time.monotonic() - stats.started
-            summary = InferSummary(
-                output_path=path,
-                model=model,
-                stats=stats,
-                elapsed_s=elapsed,
-                stopped=engine.stopped,
-                n_fallback=not engine.n_supported,
-                torn_bytes_cut=writer.torn_bytes_cut,
-                max_attempts=settings.max_attempts,
-            )
-            writer.fsync()
-            # Still under the lock: a run started meanwhile must not append to the file being replaced.
-            try:
-                compact(real)
-            except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
-                warn(f"{err.message} ({err.hint})")
+        created = _CreatedFiles.before(real)
+        try:
+            with ResultsWriter(path, sync_every=None) as writer:
+                try:
+                    summary = await _run_locked(
+                        settings, client, writer, params, templates, identity, problems, stats, warn, on_plan,
+                        path, real, plan_args,
+                    )
+                finally:
+                    created.remove_if_empty()  # under the lock: no other run can be using these files
+        finally:
+            created.remove_new_directories()
     return summary
+
+
+async def _run_locked(
+    settings: Settings,
+    client: OpenAIClient,
+    writer: ResultsWriter,
+    params: GenerationParams,
+    templates: Templates,
+    identity: dict[str, Any],
+    problems: list[Problem],
+    stats: InferStats,
+    warn: Callable[[str], None],
+    on_plan: Callable[[RunPlan], None],
+    path: Path,
+    real: Path,
+    plan_args: dict[str, Any],
+) -> InferSummary:
+    """The part of a run that holds the results file's lock: check the file, plan, ask, compact."""
+    if writer.torn_bytes_cut:
+        warn(f"{path}: cut off an incomplete last line ({writer.torn_bytes_cut} bytes) left by a crash")
+    state = scan(real)
+    _check_resumable(path, state, identity, problems)
+    run_plan, plan = _plan(**plan_args, path=path, state=state)
+    on_plan(run_plan)
+    notice = run_plan.fewer_than_held()
+    if notice:
+        warn(notice)
+    write_meta(real, settings, identity, problems, warn)
+    stats.to_do = len(plan.runs)
+    stats.skipped_done = plan.skipped_done
+    stats.skipped_exhausted = plan.skipped_exhausted
+    stats.started = time.monotonic()
+    engine = _Engine(settings, client, writer, params, templates, identity, stats, warn)
+    try:
+        await engine.run(plan.runs)
+    except* EndpointError as group:
+        raise group.exceptions[0] from None
+    except* StoreError as group:
+        raise group.exceptions[0] from None
+    elapsed = time.monotonic() - stats.started
+    summary = InferSummary(
+        output_path=path,
+        model=params.model,
+        stats=stats,
+        elapsed_s=elapsed,
+        stopped=engine.stopped,
+        n_fallback=not engine.n_supported,
+        torn_bytes_cut=writer.torn_bytes_cut,
+        max_attempts=settings.max_attempts,
+    )
+    writer.fsync()
+    # Still under the lock: a run started meanwhile must not append to the file being replaced.
+    try:
+        compact(real)
+    except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
+        warn(f"{err.message} ({err.hint})")
+    return summary
+
+
+def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], problems: list[Problem]) -> None:
+    """Refuse a file made with other settings, or whose problems the dataset has since changed."""
+    mismatch = identity_mismatch(state.first_record, identity)
+    if mismatch:
+        raise StoreError(
+            f"{path} was made with other settings — {mismatch}",
+            hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
+        )
+    changed = changed_problems(problems, state)
+    if changed:
+        raise dataset_changed_error(path, changed)
+
+
+@dataclass(slots=True)
+class _CreatedFiles:
+    """The files (and directories) a run is about to create, so that a run that wrote no result can take them
+    away again: a failed first try must not leave an empty results file, meta file and lock behind."""
+
+    results: Path
+    new: list[Path]
+    new_directories: list[Path]
+
+    @classmethod
+    def before(cls, real: Path) -> _CreatedFiles:
+        """Note which of the run's files do not exist yet (call before anything is created)."""
+        files = [real, real.with_name(real.name + ".meta.json"), lock_path(real)]
+        directories = []
+        for ancestor in real.parents:
+            if ancestor.exists():
+                break
+            directories.append(ancestor)  # deepest first
+        return cls(results=real, new=[p for p in files if not p.exists()], new_directories=directories)
+
+    def remove_if_empty(self) -> None:
+        """If the results file is empty (the run wrote no result, and it held none), remove the files the run
+        created: the results file itself only if the run created it (the lock last: the caller still holds it)."""
+        try:
+            if self.results.stat().st_size != 0:
+                self.new_directories = []
+                return
+        except OSError:
+            pass
+        for created in self.new:
+            with contextlib.suppress(OSError):
+                created.unlink()
+
+    def remove_new_directories(self) -> None:
+        """Remove the directories the run created, if they are empty (after `remove_if_empty`)."""
+        for directory in self.new_directories:
+            with contextlib.suppress(OSError):
+                directory.rmdir()

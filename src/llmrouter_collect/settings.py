@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +23,20 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import defaults
+from .defaults import (  # noqa: F401  (named here too: settings is where readers look for them)
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STOP,
+    INITIAL_RETRY_DELAY,
+    LOCAL_API_BASE,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    REMOTE_API_BASE,
+)
 from .errors import ConfigError
 
-LOCAL_API_BASE = "http://localhost:8000/v1"
-REMOTE_API_BASE = "https://api.openai.com/v1"
-DEFAULT_STOP = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>")
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_REQUEST_TIMEOUT = 600.0
-DEFAULT_MAX_RETRIES = 8
-INITIAL_RETRY_DELAY = 1.0
-MAX_RETRY_DELAY = 60.0
-MAX_RETRY_AFTER = 120.0
 ENV_PREFIX = "COLLECT_"
 ENV_FILE_VAR = "COLLECT_ENV_FILE"
 """Environment variable (never a flag or .env key) naming the .env file to read; empty or `none`: read none."""
@@ -62,19 +66,19 @@ class Settings(BaseSettings):
     # --- what to ask -------------------------------------------------------------------------------------
     model: str | None = None
     """Model name as the server knows it. Local mode with no model: the server's only model is used."""
-    dataset: str = "math500,mmlu_pro"
+    dataset: str = defaults.DATASET
     """Comma-separated datasets: `collect datasets` names, `sample`, `hf:OWNER/NAME[:CONFIG][@SPLIT]`, or file paths."""
     dataset_map: Path | None = None
     """TOML file mapping the columns of `hf:` datasets (and of other-schema local files) onto the unified fields."""
-    num_problems: int | Literal["all"] = "all"
+    num_problems: int | Literal["all"] = defaults.NUM_PROBLEMS
     """How many problems (a fixed subset spread over categories), or `all`."""
-    k_responses: int = Field(default=5, ge=1)
+    k_responses: int = Field(default=defaults.K_RESPONSES, ge=1)
     """Responses (samples) per problem."""
-    temperature: float = Field(default=0.7, ge=0.0)
+    temperature: float = Field(default=defaults.TEMPERATURE, ge=0.0)
     """Sampling temperature."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     """Nucleus sampling; not sent when unset."""
-    max_tokens: int = Field(default=4096, ge=1)
+    max_tokens: int = Field(default=defaults.MAX_TOKENS, ge=1)
     """Maximum tokens per response."""
     seed: int | None = None
     """Sampling seed sent to the server (if it supports one); not sent when unset."""
@@ -82,13 +86,13 @@ class Settings(BaseSettings):
     """Extra stop sequences (comma-separated in env/flags), merged with the default chat special tokens."""
     default_stop: bool = True
     """Add the chat special tokens (<end_of_turn>, <|im_end|>, <|eot_id|>) as stop sequences in local mode."""
-    endpoint: Literal["chat", "completions"] = "chat"
+    endpoint: Literal["chat", "completions"] = defaults.ENDPOINT
     """`chat` uses /v1/chat/completions; `completions` uses /v1/completions (base models)."""
     prompt_template: Path | None = None
     """TOML file with `mcq` and/or `open_ended` templates replacing the built-in prompts."""
 
     # --- where to ask ------------------------------------------------------------------------------------
-    api_mode: Literal["local", "remote"] = "local"
+    api_mode: Literal["local", "remote"] = defaults.API_MODE
     """`local` (a vLLM server, default http://localhost:8000/v1) or `remote` (OpenAI, key required)."""
     api_base: str | None = None
     """Base URL of the OpenAI-compatible API (ends in /v1). Default depends on api_mode."""
@@ -96,11 +100,11 @@ class Settings(BaseSettings):
     """Bearer key. Required in remote mode; also protects a server started by `collect serve`."""
 
     # --- how hard to ask ---------------------------------------------------------------------------------
-    max_concurrent: int = Field(default=10, ge=1, le=4096)
+    max_concurrent: int = Field(default=defaults.MAX_CONCURRENT, ge=1, le=4096)
     """Requests in flight at once."""
-    batch_size: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=defaults.BATCH_SIZE, ge=1)
     """Results between two flushes to disk (fsync); never a barrier between requests."""
-    max_attempts: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1)
     """Runs that may try one problem before it is left failed."""
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
     """Retries of one request on transport errors, 408, 409, 429 and 5xx, within one run."""
@@ -114,7 +118,7 @@ class Settings(BaseSettings):
     """Seconds to open a connection."""
 
     # --- where to write ----------------------------------------------------------------------------------
-    output_dir: Path = Path("inference_results")
+    output_dir: Path = Path(defaults.OUTPUT_DIR)
     """Directory for results files."""
     output_file: str | None = None
     """Results file name (in output_dir) or path; default derived from model and datasets, so reruns resume."""
@@ -199,6 +203,7 @@ class Settings(BaseSettings):
                 the environment or a flag: the file's author would receive the user's key.
         """
         base = self.api_base or (LOCAL_API_BASE if self.api_mode == "local" else REMOTE_API_BASE)
+        base, _ = check_api_base(base)
         if (
             self.api_base
             and self.api_key is not None
@@ -214,6 +219,11 @@ class Settings(BaseSettings):
                 f"else set {ENV_FILE_VAR}=none to skip it",
             )
         return base.rstrip("/")
+
+    @property
+    def api_base_notice(self) -> str | None:
+        """What was done to the --api-base given (e.g. `http://` added to `host:port/v1`), or None."""
+        return check_api_base(self.api_base)[1] if self.api_base else None
 
     @property
     def api_key_value(self) -> str | None:
@@ -366,6 +376,53 @@ def _read_env_file(path: Path) -> dict[str, str]:
         for key, value in values.items()
         if key.upper().startswith(ENV_PREFIX) and value  # env_ignore_empty: an empty value sets nothing
     }
+
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d+)(/[^\s]*)?$")
+
+
+def check_api_base(url: str) -> tuple[str, str | None]:
+    """Check an API base URL before anything is sent; returns the URL to use and a notice, or raises.
+
+    `host:port[/path]` (no scheme, e.g. `127.0.0.1:8000/v1`) is taken as `http://host:port[/path]` (a local
+    vLLM speaks plain HTTP), and the notice says so. Anything else must be an http:// or https:// URL with a
+    host: without this check a URL no request can reach was retried for minutes, then every problem lost an
+    attempt (pure).
+
+    Raises:
+        ConfigError: another scheme, no scheme (and not host:port), no host, a bad port, or spaces.
+    """
+    text = url.strip()
+    notice = None
+    match = _SCHEME_RE.match(text)
+    if match is None:
+        host_port = _HOST_PORT_RE.match(text)
+        if host_port is None:
+            raise ConfigError(
+                f"--api-base {_printable(url)} is not a URL: it needs http:// or https://",
+                hint="e.g. --api-base http://127.0.0.1:8000/v1 (a local server) or https://api.example.com/v1",
+            )
+        text = "http://" + text
+        notice = f"--api-base {_printable(url)} has no scheme: using {text}"
+    elif match.group(1).lower() not in ("http", "https"):
+        raise ConfigError(
+            f"--api-base {_printable(url)}: unsupported scheme {match.group(1)!r}; use http:// or https://",
+            hint="e.g. --api-base http://127.0.0.1:8000/v1",
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(f"--api-base {_printable(url)} is not a valid URL ({err})", hint=None) from None
+    if not parts.hostname or any(char.isspace() for char in text) or not text.isprintable():
+        raise ConfigError(
+            f"--api-base {_printable(url)} is not a valid URL (no host, or spaces in it)",
+            hint="e.g. --api-base http://127.0.0.1:8000/v1",
+        )
+    if port == 0:
+        raise ConfigError(f"--api-base {_printable(url)}: port 0 cannot be reached", hint=None)
+    return text, notice
 
 
 def is_loopback_url(url: str) -> bool:

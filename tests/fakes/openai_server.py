@@ -42,6 +42,7 @@ import contextlib
 import hashlib
 import re
 import signal
+import ssl
 import threading
 import time
 import uuid
@@ -283,6 +284,7 @@ class OpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.models: list[str] = list(models) if models else [DEFAULT_MODEL]
         self.api_key = api_key
@@ -295,6 +297,8 @@ class OpenAIServer:
         self.max_model_len: int | None = None
         """When set, GET /v1/models lists it (as vLLM does)."""
         self.record = record
+        self.ssl_context = ssl_context
+        """When set, the server speaks HTTPS (`url` starts with https://)."""
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
@@ -323,7 +327,7 @@ class OpenAIServer:
     @property
     def url(self) -> str:
         """Base URL of the API, e.g. http://127.0.0.1:PORT/v1."""
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}/v1"
 
     def enqueue(self, *behaviours: Behaviour) -> None:
         """Queue behaviours, each consumed by one completion request, in order (then the mode applies)."""
@@ -438,7 +442,7 @@ class OpenAIServer:
         app = self.make_app()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         server = site._server  # the asyncio server: the only place the bound port is known
         assert server is not None

@@ -86,6 +86,21 @@ def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_the_input_is_an_argument_as_in_report_and_input_still_works(tmp_path: Path) -> None:
+    source = write_results(tmp_path / "tiny_sample.jsonl")
+    as_argument = runner.invoke(app, ["extract", str(source), "-o", str(tmp_path / "a.graded.jsonl")])
+    assert as_argument.exit_code == 0, as_argument.output
+    both = runner.invoke(app, ["extract", str(source), "--input", str(source), "-o", str(tmp_path / "b.graded.jsonl")])
+    assert both.exit_code == 0, both.output
+    assert (tmp_path / "a.graded.jsonl").read_bytes() == (tmp_path / "b.graded.jsonl").read_bytes()
+    other = tmp_path / "other.jsonl"
+    clash = runner.invoke(app, ["extract", str(source), "-i", str(other)])
+    assert clash.exit_code == 2 and "two inputs given" in clash.output
+    none = runner.invoke(app, ["extract", "--by-category"])
+    assert none.exit_code == 2 and "collect extract FILE" in none.output
+    assert "FILE" in runner.invoke(app, ["extract", "--help"]).output
+
+
 def test_dataset_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     source = tmp_path / "problems.jsonl"
     source.write_text(json.dumps({"unique_id": "a", "question": "2+2?", "answer_correct": "4"}) + "\n")

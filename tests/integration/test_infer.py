@@ -24,6 +24,7 @@ from tests.fakes.openai_server import (
     RejectN,
     Status,
 )
+from tests.vllm.serve_helpers import sigint_default
 
 from llmrouter_collect.store import iter_records, scan
 
@@ -60,13 +61,18 @@ def infer_args(server: OpenAIServer, dataset: Path, out: Path, *extra: str, k: i
     ]
 
 
-def start_cli(args: list[str]) -> subprocess.Popen[str]:
-    """Start `collect ARGS` in the background (stderr captured, for `communicate`)."""
+def start_cli(args: list[str], *, sigint: Callable[[], None] | None = sigint_default) -> subprocess.Popen[str]:
+    """Start `collect ARGS` in the background (stderr captured, for `communicate`).
+
+    `sigint` runs in the child before `collect` starts: by default it gives SIGINT its default handler back, so
+    that Ctrl-C tests also work when the test run itself was started with SIGINT ignored (in the background).
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "llmrouter_collect", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint,
     )
 
 
@@ -399,6 +405,21 @@ def test_ctrl_c_stops_cleanly_with_exit_130(
     openai_server.latency = 0
     assert run_cli(infer_args(openai_server, dataset_file(count=30), out)).returncode == 0
     assert len(records(out)) == 30
+
+
+def test_ctrl_c_works_when_collect_inherited_sigint_ignored(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    # `collect infer … &` and `nohup` start it with SIGINT ignored; a later `kill -INT` must still stop it cleanly.
+    out = tmp_path / "out.jsonl"
+    openai_server.latency = 0.2
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = start_cli([*infer_args(openai_server, dataset_file(count=30), out, "--max-concurrent", "2")], sigint=ignore)
+    wait_for_lines(out, 2, timeout=20)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
 
 
 def test_reasoning_content_is_kept(dataset_file: Callable[..., Path], tmp_path: Path) -> None:

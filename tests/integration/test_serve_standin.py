@@ -24,7 +24,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from tests.vllm.serve_helpers import cli_env, free_port, group_members, run_cli  # noqa: E402
+from tests.vllm.serve_helpers import cli_env, free_port, group_members, run_cli, sigint_default  # noqa: E402
 
 STANDIN = r"""
 import argparse, json, os, signal, subprocess, sys, threading, time
@@ -321,6 +321,22 @@ def test_stop_kills_a_server_that_ignores_sigterm(
     assert _state(tmp_path / "state") == {}
 
 
+def test_stop_with_nothing_running_succeeds(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
+    # A notebook's clean-up cell or a `set -e` script calls stop whether or not a server runs.
+    for args in ([], ["--all"], ["--port", "8123"]):
+        stop = cli(["serve", "stop", *args])
+        assert stop.returncode == 0, stop.stderr
+        assert "no server is running" in stop.stderr and "nothing to stop" in stop.stderr
+    port = free_port()
+    assert serve(["--model", "m", "--port", str(port)]).returncode == 0
+    other = cli(["serve", "stop", "--port", str(port + 1 if port < 65535 else port - 1)])
+    assert other.returncode == 0 and f"collect's servers are on port {port}" in other.stderr
+    assert list(_state(tmp_path / "state")) == [port]  # the one running is left alone
+    assert cli(["serve", "stop", "--port", str(port)]).returncode == 0
+    again = cli(["serve", "stop"])
+    assert again.returncode == 0 and "no server is running" in again.stderr
+
+
 def test_stop_all_and_status(serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path) -> None:
     ports = sorted([free_port(), free_port()])
     for port in ports:
@@ -463,7 +479,9 @@ def start_hanging_serve(standin: str, tmp_path: Path) -> tuple[subprocess.Popen[
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(free_port())]
     args += ["--vllm-command", f"{standin} hang"]
     env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
-    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
+    )
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -500,7 +518,9 @@ def test_logs_follow_prints_new_lines_until_ctrl_c(serve: Callable[..., Any], tm
     assert serve(["--model", "m", "--port", str(free_port())]).returncode == 0
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "logs", "--follow", "--lines", "0"]
     env = cli_env(tmp_path / "state")
-    follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    follower = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
+    )
     try:
         log = Path(next(iter(_state(tmp_path / "state").values()))["log"])
         _wait_until_open(follower.pid, log)
@@ -564,7 +584,9 @@ def test_status_while_starting_and_a_second_ctrl_c_during_the_clean_up(
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
     args += ["--vllm-command", f"{standin} stubborn-hang"]  # loads forever and ignores SIGTERM, as vLLM may
     env = cli_env(tmp_path / "state", STANDIN_MARKER=str(marker))
-    command = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    command = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
+    )
     try:
         deadline = time.monotonic() + 30
         while not marker.exists() and time.monotonic() < deadline:
@@ -697,7 +719,9 @@ def test_logs_follow_ends_when_the_server_exits(serve: Callable[..., Any], tmp_p
     entry = next(iter(_state(tmp_path / "state").values()))
     args = [sys.executable, "-m", "llmrouter_collect", "serve", "logs", "--follow", "--lines", "0"]
     env = cli_env(tmp_path / "state")
-    follower = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    follower = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_default
+    )
     try:
         _wait_until_open(follower.pid, Path(entry["log"]))
         os.killpg(entry["pgid"], signal.SIGKILL)  # the server dies (out of memory, say)
@@ -800,7 +824,12 @@ def test_sigterm_at_random_moments_of_start_up_leaves_no_unrecorded_server(stand
         args = [sys.executable, "-m", "llmrouter_collect", "serve", "--model", "m", "--port", str(port)]
         args += ["--vllm-command", f"{standin} slow"]  # answers after ~3 s
         command = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir)
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(state_dir),
+            preexec_fn=sigint_default,
         )
         try:
             if trial % 2:  # any moment, from the imports to the wait

@@ -32,3 +32,22 @@ def test_the_dotenv_rules_are_documented() -> None:
         assert fact in settings
     assert "COLLECT_ENV_FILE" in (ROOT / ".env.example").read_text()
     assert "COLLECT_ENV_FILE=none" in (ROOT / "docs" / "serve.md").read_text()
+
+
+def test_every_flag_the_settings_table_names_exists() -> None:
+    import re
+
+    import typer
+
+    from llmrouter_collect.cli import app
+
+    real: set[str] = set()
+    pending = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        pending.extend(getattr(command, "commands", {}).values())
+        real.update(opt for param in command.params for opt in param.opts)
+    table = [line for line in (ROOT / "docs" / "settings.md").read_text().splitlines() if line.startswith("| ")]
+    named = {flag for line in table for flag in re.findall(r"`(--[a-z-]+)`", line.split("|")[1])}
+    assert named and named <= real, named - real
+    assert "--no-default-stop" in named and "--default-stop" not in named

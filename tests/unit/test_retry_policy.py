@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from llmrouter_collect.client import (
     RequestFailed,
     RetryPolicy,
     create_http_client,
+    incurable,
     parse_retry_after,
     retry_delay,
     should_retry,
@@ -131,3 +133,24 @@ def test_key_in_a_transport_error_is_redacted_and_non_utf8_bodies_are_fine() -> 
     assert KEY not in outcome.message and "Bearer ***" in outcome.message
     outcome, _ = run_generate(lambda request: httpx.Response(400, content=b"\xff\xfe" + KEY.encode() + b"\x80"), 0)
     assert isinstance(outcome, RequestFailed) and outcome.message == "HTTP 400: \ufffd\ufffd***\ufffd"
+
+
+def _caused_by(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol."), "url"),
+        (httpx.InvalidURL("Invalid port: '99999'"), "url"),
+        (_caused_by(httpx.ConnectError("Cannot connect"), ssl.SSLCertVerificationError(1, "self-signed")), "tls"),
+        (httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), "tls"),
+        (httpx.ConnectError("connection refused"), None),
+        (httpx.ReadTimeout("timed out"), None),
+        (_caused_by(httpx.ConnectError("reset"), ConnectionResetError()), None),
+    ],
+)
+def test_errors_no_retry_can_cure_are_told_apart(error: Exception, expected: str | None) -> None:
+    assert incurable(error) == expected

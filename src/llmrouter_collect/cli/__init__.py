@@ -52,4 +52,22 @@ from . import show as _show  # noqa: E402,F401
 
 def main() -> None:
     """Entry point of the `collect` console script."""
+    restore_sigint()
     app()
+
+
+def restore_sigint() -> None:
+    """Give Ctrl-C its default meaning back when `collect` inherited SIGINT as ignored.
+
+    A shell starts background jobs (`collect infer … &`, `nohup`) with SIGINT ignored, and so do some CI runners;
+    Python then installs no KeyboardInterrupt handler, and a later `kill -INT` (or Ctrl-C after `fg`) would do
+    nothing: no clean stop, no exit 130. Restoring Python's handler makes SIGINT stop `collect` as it does in a
+    terminal. A handler set on purpose (not SIG_IGN) is left alone.
+    """
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (e.g. `app()` driven by a test runner): leave it alone
+        pass

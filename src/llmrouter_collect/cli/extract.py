@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
 @app.command(no_args_is_help=True)
 def extract(
+    input_file: Annotated[
+        Path | None,
+        typer.Argument(metavar="FILE", help="A results file of `collect infer`, or a directory of them."),
+    ] = None,
     input_path: Annotated[
-        Path,
-        typer.Option("--input", "-i", help="A results file of `collect infer`, or a directory of them."),
-    ],
+        Path | None, typer.Option("--input", "-i", help="The same as FILE (the older spelling).")
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -61,8 +64,9 @@ def extract(
     error) and `extraction_rule`. The input is never modified; a file still being written is read up to its
     last complete line.
 
-    Example: collect extract -i inference_results/model_math500.jsonl --by-category
+    Example: collect extract inference_results/model_math500.jsonl --by-category
     """
+    input_path = _input(input_file, input_path)
     from ..extract.runner import FileFailure, grade_path
     from ..settings import load_settings
 
@@ -129,6 +133,18 @@ def _check(path: Path, *, workers: int | None, timeout: float) -> None:
         f"  {len(summary.changes)} of {summary.responses} verdicts would change; "
         + ("rerun `collect extract` on the results file to apply them" if summary.changes else "nothing to do")
     )
+
+
+def _input(argument: Path | None, option: Path | None) -> Path:
+    """The input: FILE or --input (both only when they agree)."""
+    if argument is not None and option is not None and argument != option:
+        err_console.print(f"error: two inputs given ({escape(str(argument))} and --input {escape(str(option))})")
+        raise typer.Exit(2)
+    given = argument or option
+    if given is None:
+        err_console.print("error: give the results file to grade: collect extract FILE (or --input FILE)")
+        raise typer.Exit(2)
+    return given
 
 
 @dataclass

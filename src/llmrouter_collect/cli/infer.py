@@ -12,22 +12,35 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..console import LiveStatus, err_console, info, warn
+from .. import defaults
+from ..console import LiveStatus, err_console, info, out_console, warn
 from ..errors import EndpointError
 from . import app
 from ._common import run_or_exit
 
 if TYPE_CHECKING:
-    from ..infer import InferStats, InferSummary
+    from ..infer import InferStats, InferSummary, RunPlan
 
 
-@app.command(no_args_is_help=False)
+def _dashes(token: str) -> str:
+    """Option names as typed → as declared: the old underscore spellings (`--k_responses`, `--api_base`) still
+    work, without listing every option twice in `--help` (which cut the names at 80 columns)."""
+    return token.replace("_", "-")  # click hands over the name without its dashes, and only option names
+
+
+@app.command(no_args_is_help=False, context_settings={"token_normalize_func": _dashes})
 def infer(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name as the server knows it.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Model name as the server knows it (default: a local server's only one)."),
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(
-            "--dataset", "-d", help="A `collect datasets` name, sample, hf:OWNER/NAME or a file; comma-separated."
+            "--dataset",
+            "-d",
+            help="A `collect datasets` name, sample, hf:OWNER/NAME or a file; comma-separated "
+            f"(default: {defaults.DATASET}).",
         ),
     ] = None,
     dataset_map: Annotated[
@@ -35,68 +48,113 @@ def infer(
     ] = None,
     num_problems: Annotated[
         str | None,
-        typer.Option("--num-problems", "--num_problems", "-n", help="N (a fixed subset) or 'all'."),
+        typer.Option("--num-problems", "-n", help=f"N (a fixed subset) or 'all' (default: {defaults.NUM_PROBLEMS})."),
     ] = None,
     k_responses: Annotated[
-        int | None, typer.Option("--k-responses", "--k_responses", "--k", "-k", help="Responses per problem.")
+        int | None,
+        typer.Option("--k-responses", "--k", "-k", help=f"Responses per problem (default: {defaults.K_RESPONSES})."),
     ] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature.")] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", "--top_p", help="Nucleus sampling.")] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help=f"Sampling temperature (default: {defaults.TEMPERATURE}).")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling (default: not sent).")] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", "--max_tokens", help="Max tokens per response.")
+        int | None, typer.Option("--max-tokens", help=f"Max tokens per response (default: {defaults.MAX_TOKENS}).")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed sent to the server.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Sampling seed sent to the server (default: not sent).")
+    ] = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Extra stop sequence (repeatable).")] = None,
     no_default_stop: Annotated[
-        bool, typer.Option("--no-default-stop", help="Do not add chat special tokens as stop sequences.")
+        bool,
+        typer.Option(
+            "--no-default-stop",
+            help=f"Do not add the chat special tokens ({' '.join(defaults.DEFAULT_STOP)}) as stop sequences.",
+        ),
     ] = False,
     endpoint: Annotated[
         str | None,
-        typer.Option("--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions)."),
+        typer.Option(
+            "--endpoint",
+            help=f"chat (/v1/chat/completions) or completions (/v1/completions) (default: {defaults.ENDPOINT}).",
+        ),
     ] = None,
     prompt_template: Annotated[
         Path | None,
-        typer.Option("--prompt-template", "--prompt_template", help="TOML file with mcq/open_ended templates."),
+        typer.Option("--prompt-template", help="TOML file with mcq/open_ended templates (default: built-in ones)."),
     ] = None,
-    api_mode: Annotated[str | None, typer.Option("--api-mode", "--api_mode", help="local or remote.")] = None,
+    api_mode: Annotated[
+        str | None, typer.Option("--api-mode", help=f"local or remote (default: {defaults.API_MODE}).")
+    ] = None,
     api_base: Annotated[
-        str | None, typer.Option("--api-base", "--api_base", help="Base URL of the API, ending in /v1.")
+        str | None,
+        typer.Option(
+            "--api-base",
+            help=f"Base URL of the API, ending in /v1 (default: {defaults.LOCAL_API_BASE}; "
+            f"remote: {defaults.REMOTE_API_BASE}).",
+        ),
     ] = None,
-    api_key: Annotated[
-        str | None, typer.Option("--api-key", "--api_key", help="API key (prefer COLLECT_API_KEY).")
-    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="API key (prefer COLLECT_API_KEY).")] = None,
     max_concurrent: Annotated[
-        int | None, typer.Option("--max-concurrent", "--max_concurrent", "-c", help="Requests in flight.")
+        int | None,
+        typer.Option("--max-concurrent", "-c", help=f"Requests in flight (default: {defaults.MAX_CONCURRENT})."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", "--batch_size", help="Results between two syncs to disk.")
+        int | None,
+        typer.Option("--batch-size", help=f"Results between two syncs to disk (default: {defaults.BATCH_SIZE})."),
     ] = None,
     max_attempts: Annotated[
-        int | None, typer.Option("--max-attempts", "--max_attempts", help="Runs that may try one problem.")
+        int | None,
+        typer.Option("--max-attempts", help=f"Runs that may try one problem (default: {defaults.MAX_ATTEMPTS})."),
     ] = None,
     max_retries: Annotated[
-        int | None, typer.Option("--max-retries", "--max_retries", help="Retries of one request in a run.")
+        int | None,
+        typer.Option(
+            "--max-retries", help=f"Retries of one request in a run (default: {defaults.DEFAULT_MAX_RETRIES})."
+        ),
     ] = None,
     initial_retry_delay: Annotated[
-        float | None, typer.Option("--initial-retry-delay", help="First backoff delay, seconds.")
+        float | None,
+        typer.Option(
+            "--initial-retry-delay", help=f"First backoff delay, seconds (default: {defaults.INITIAL_RETRY_DELAY})."
+        ),
     ] = None,
     max_retry_delay: Annotated[
         float | None,
-        typer.Option("--max-retry-delay", help="Cap on one backoff delay and on Retry-After, s."),
+        typer.Option(
+            "--max-retry-delay",
+            help=f"Cap on one backoff delay and on Retry-After, s (default: {defaults.MAX_RETRY_DELAY}).",
+        ),
     ] = None,
     request_timeout: Annotated[
         float | None,
-        typer.Option("--request-timeout", "--request_timeout", help="Seconds one request may take."),
+        typer.Option(
+            "--request-timeout", help=f"Seconds one request may take (default: {defaults.DEFAULT_REQUEST_TIMEOUT})."
+        ),
     ] = None,
     connect_timeout: Annotated[
-        float | None, typer.Option("--connect-timeout", help="Seconds to open a connection.")
+        float | None,
+        typer.Option(
+            "--connect-timeout", help=f"Seconds to open a connection (default: {defaults.DEFAULT_CONNECT_TIMEOUT})."
+        ),
     ] = None,
     output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "--output_dir", help="Directory for results files.")
+        Path | None,
+        typer.Option("--output-dir", help=f"Directory for results files (default: {defaults.OUTPUT_DIR})."),
     ] = None,
     output_file: Annotated[
-        str | None, typer.Option("--output-file", "--output_file", "-o", help="Results file name or path.")
+        str | None,
+        typer.Option(
+            "--output-file", "-o", help="Results file name (in --output-dir) or path (default: MODEL_DATASETS.jsonl)."
+        ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show the plan and the first prompt; send nothing, write nothing (works without a server).",
+        ),
+    ] = False,
 ) -> None:
     """Ask a model K times per problem and store every response as JSONL (resumable: rerun the same command).
 
@@ -107,7 +165,7 @@ def infer(
     import asyncio
 
     from ..benchmarks import is_hub_spec
-    from ..infer import InferStats, run_infer
+    from ..infer import InferStats, plan_infer, run_infer
     from ..settings import load_settings
 
     settings = run_or_exit(
@@ -140,13 +198,19 @@ def infer(
             output_file=output_file,
         )
     )
-    stats = InferStats()
     hub = [name for name in settings.dataset_names if is_hub_spec(name)]
     if hub:
         info(f"loading {', '.join(hub)} (Hugging Face Hub or its local cache) …")
+    if dry_run:
+        plan = run_or_exit(lambda: asyncio.run(plan_infer(settings, warn=warn)))
+        print_plan(plan)
+        print_first_prompt(plan)
+        info("dry run: nothing was sent (but GET /models) and nothing was written")
+        return
+    stats = InferStats()
     with LiveStatus(lambda: status_line(stats)):
         summary = run_or_exit(
-            lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_output=lambda p: info(f"writing {p}"))),
+            lambda: asyncio.run(run_infer(settings, stats=stats, warn=warn, on_plan=print_plan)),
             interrupted="interrupted; every finished response is saved — rerun the same command to resume",
             stop_signals=True,
         )
@@ -156,6 +220,37 @@ def infer(
         run_or_exit(lambda: _raise(EndpointError(stopped.message, hint=stopped.hint)))
     if summary.left_failed:
         raise typer.Exit(1)
+
+
+def print_plan(plan: RunPlan) -> None:
+    """The start of a run, on stderr: model, endpoint, problems × k and what is already done, the output file."""
+    model = plan.model if plan.model is not None else "(none given)"
+    source = "" if plan.model_source == "given" else f" ({plan.model_source})"
+    info(f"model     {model}{source}")
+    info(f"endpoint  {plan.api_base} ({plan.endpoint})")
+    work = f"{plan.problems} problems × k={plan.k} = {plan.responses_total} responses"
+    done = f"already done: {plan.problems_done} problems ({plan.responses_held} responses)"
+    left = f"to ask: {plan.responses_to_ask} responses for {plan.problems_to_ask} problems"
+    skipped = f" · out of attempts: {plan.problems_exhausted}" if plan.problems_exhausted else ""
+    info(f"plan      {work} · {done} · {left}{skipped}")
+    if plan.output_path is None:
+        info("output    (named after the model, which is not known yet: pass --model or --output-file)")
+    else:
+        info(f"output    {plan.output_path} ({'resumes it' if plan.file_exists else 'a new file'})")
+
+
+def print_first_prompt(plan: RunPlan) -> None:
+    """The first prompt a run would send, on stdout (`collect infer --dry-run > prompt.txt`)."""
+    if plan.first_prompt is None:
+        info("nothing to ask: no prompt would be sent")
+        return
+    info("first prompt (stdout):")
+    if isinstance(plan.first_prompt, str):
+        out_console.print(plan.first_prompt, markup=False, highlight=False)
+        return
+    for message in plan.first_prompt:
+        out_console.print(f"--- {message['role']} ---", markup=False, highlight=False)
+        out_console.print(message["content"], markup=False, highlight=False)
 
 
 def _raise(error: EndpointError) -> None:

@@ -317,18 +317,25 @@ def stop(
     ] = STOP_GRACE,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Stop a server by the process group collect created (the only server, the one on --port, or --all)."""
+    """Stop a server by the process group collect created (the only server, the one on --port, or --all).
+
+    Nothing to stop is not an error (exit 0, "no server is running"), so clean-up cells and `set -e` scripts can
+    always call it; exit 1 is kept for real errors: several servers and no --port, or a server that will not stop.
+    """
     settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
     directory = resolve_state_dir(settings)
-    if all_servers:
-        if port is not None:
-            _fail(ServerError("give either --port or --all, not both"))
-        targets = [entry.info for entry in run_or_exit(lambda: list_servers(directory))]
-        if not targets:
-            info(f"no servers started by collect are recorded (state: {directory})")
-            return
-    else:
-        targets = [run_or_exit(lambda: find_server(directory, port))]
+    if all_servers and port is not None:
+        _fail(ServerError("give either --port or --all, not both"))
+    recorded = [entry.info for entry in run_or_exit(lambda: list_servers(directory))]
+    if port is not None and recorded and all(server.port != port for server in recorded):
+        known = ", ".join(str(server.port) for server in sorted(recorded, key=lambda server: server.port))
+        info(f"no server is running on port {port}: nothing to stop (collect's servers are on port {known})")
+        return
+    if not recorded:
+        where = f" on port {port}" if port is not None else ""
+        info(f"no server is running{where}: nothing to stop (none started by collect is recorded in {directory})")
+        return
+    targets = recorded if all_servers else [run_or_exit(lambda: find_server(directory, port))]
     for server in targets:
         broken = is_running(server) and not leader_alive(server)
         was_running = run_or_exit(functools.partial(stop_server, directory, server, grace))
