@@ -319,4 +319,4 @@ def test_stop_leaves_no_process(started: Started) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", started.keyed_port))  # the port is free again
     again = run_cli(["serve", "stop"], cli_env(started.state_dir), started.base)
-    assert again.returncode == 1 and "no server started by collect is recorded" in again.stderr
+    assert again.returncode == 0 and "no server is running: nothing to stop" in again.stderr  # clean-up scripts go on
