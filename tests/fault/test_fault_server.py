@@ -94,7 +94,8 @@ def test_hung_requests_time_out_and_resume(trials: Trials) -> None:
         with TaggedServer() as server:
             checker = Checker(out, server, [uid_of(f"{i:03d}") for i in range(problems)], directory)
             hung = rng.randint(1, 3)
-            behaviours = [Hang()] * hung + [Ok()] * rng.randint(0, 6)
+            # Every queued behaviour is used: a run asks at least one request per problem (no retries here).
+            behaviours = [Hang()] * hung + [Ok()] * rng.randint(0, problems - hung)
             rng.shuffle(behaviours)
             server.enqueue(*behaviours)
             args = infer_args(server, dataset, out, k, "--request-timeout", "0.5", "--max-retries", "0",
