@@ -10,10 +10,10 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Result = bool | Literal["timeout", "error"]
 """The result of one symbolic check: equal, not equal, out of time, or failed (the checker raised)."""
@@ -29,19 +29,27 @@ class _SoftTimeout(BaseException):
     """Raised inside a worker by SIGALRM; a BaseException so library code catching Exception lets it through."""
 
 
+T = TypeVar("T")
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
     raise _SoftTimeout
+
+
+def _within(seconds: float, action: Callable[[], T]) -> T:
+    """Run `action` under a soft time limit (regex and Python code are interrupted); raises _SoftTimeout."""
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return action()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _verify(pred: str, gold: str, seconds: float) -> Result:
     from .math import symbolic_equal
 
     try:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return symbolic_equal(pred, gold)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        return _within(seconds, lambda: symbolic_equal(pred, gold))
     except _SoftTimeout:
         return "timeout"
     except Exception:  # a checker bug on a strange answer: not proof of anything, and never a crash of the run
@@ -49,15 +57,11 @@ def _verify(pred: str, gold: str, seconds: float) -> Result:
 
 
 def _prepare_one(task: Any, response: Any, seconds: float) -> Any:
-    """Extract one response within `seconds` (a soft limit: regex and Python code are interrupted)."""
+    """Extract one response within `seconds`; past it, the response is a grader failure."""
     from . import grader_failure, prepare_safely
 
     try:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return prepare_safely(task, response)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        return _within(seconds, lambda: prepare_safely(task, response))
     except _SoftTimeout:
         return grader_failure()
 
