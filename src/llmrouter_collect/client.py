@@ -110,6 +110,8 @@ class Reply:
     completion_tokens: int
     reasoning_tokens: int
     latency_s: float
+    api_base: str = ""
+    """The endpoint that answered (set by the endpoint pool)."""
 
 
 @dataclass
@@ -120,6 +122,12 @@ class RequestFailed(Exception):
     message: str
     status: int | None = None
     retries: int = 0
+    retryable: bool = True
+    """Another try may succeed (transport errors, timeouts, malformed replies, 408, 409, 429, 5xx)."""
+    failover: bool = False
+    """The server looks gone (refuses connections, or hangs): send the request to another endpoint."""
+    retry_after: float | None = None
+    """Seconds the server asked to wait (Retry-After), if any."""
 
     def __str__(self) -> str:
         return self.message
@@ -261,23 +269,22 @@ def create_http_client(
 
 
 class OpenAIClient:
-    """Talks to one OpenAI-compatible server; safe to share between many concurrent tasks."""
+    """Talks to one OpenAI-compatible server; safe to share between many concurrent tasks. The clients of several
+    servers (endpoints of one model) share one `http` client and its transport."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         transport: httpx.AsyncBaseTransport,
         *,
-        policy: RetryPolicy,
         request_timeout: float,
-        on_retry: Callable[[str], None] | None = None,
+        base_url: str | None = None,
     ) -> None:
+        """`base_url` (ending in /v1) defaults to `http`'s own base URL."""
         self.http = http
         self.transport = transport
-        self.policy = policy
         self.request_timeout = request_timeout
-        self.on_retry = on_retry
-        self.base_url = str(http.base_url).rstrip("/")
+        self.base_url = (base_url or str(http.base_url)).rstrip("/")
         self.redact = Redactor.from_headers(http.headers)
         """Applied to every server text quoted in an error (the key is the one in `http`'s Authorization)."""
         self.models_timeout = min(MODELS_TIMEOUT_S, request_timeout)
@@ -290,7 +297,7 @@ class OpenAIClient:
         self._timeout = http.timeout.as_dict()
         self._urls = {path: httpx.URL(f"{self.base_url}/{path}") for path in ("chat/completions", "completions")}
         self._paused_until = 0.0
-        """A 429 pauses every request of the run, not just the one that got it (rate limits are per key)."""
+        """A 429 pauses every request to this server, not just the one that got it (rate limits are per key)."""
 
     async def _post(self, path: str, content: bytes) -> tuple[int, httpx.Headers, bytes]:
         """POST straight to the transport; returns status, headers and the whole body."""
@@ -331,7 +338,7 @@ class OpenAIClient:
         url = f"{self.base_url}/models"
         try:
             async with asyncio.timeout(timeout + self._connect_timeout):
-                response = await self.http.get("models", timeout=httpx.Timeout(timeout, connect=self._connect_timeout))
+                response = await self.http.get(url, timeout=httpx.Timeout(timeout, connect=self._connect_timeout))
         except (httpx.TransportError, httpx.InvalidURL) as err:
             self._raise_if_incurable(err, f"GET {url}")
             if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
@@ -381,83 +388,79 @@ class OpenAIClient:
             self._probe_finished = time.monotonic()
         return None
 
-    async def generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
-        """Ask for `n` samples of one prompt (chat messages or completion text), retrying as the policy says.
+    async def send_once(self, path: str, content: bytes, params: GenerationParams) -> Reply:
+        """One try of a completion request (`encode_request` built `path` and `content`); retries are the
+        caller's (the endpoint pool's) business.
 
         Raises:
-            EndpointError: 401/403/404 — the run cannot go on.
-            RequestFailed: this request failed for good; kind "connection" when the server is gone or hangs.
+            EndpointError: 401/403/404, or a URL or certificate no retry can cure — the run cannot go on.
+            RequestFailed: this try failed. `retryable` says whether another try may succeed, `failover` that
+                the server itself looks gone (it refuses connections, or it hangs: a timed-out request whose
+                GET /models probe got no answer either), and `retry_after` what the server asked to wait.
         """
         try:
-            return await self._generate(prompt, params, n)
+            return await self._send_once(path, content, params)
         except RequestFailed as failure:
             failure.message = self.redact(failure.message)
             raise
 
-    async def _generate(self, prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> Reply:
-        path, body = build_request(prompt, params, n)
-        content = orjson.dumps(body)
-        retry = 0
-        while True:
-            pause = self._paused_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            started = time.perf_counter()
-            retry_after: float | None = None
-            try:
-                async with asyncio.timeout(self.request_timeout):
-                    status, headers, raw = await self._post(path, content)
-                latency = time.perf_counter() - started
-                if status == 200:
-                    try:
-                        return parse_reply(orjson.loads(raw), params.endpoint, latency)
-                    except orjson.JSONDecodeError:
-                        failure = RequestFailed("malformed", f"malformed reply from {path}: not JSON", status)
-                    except MalformedReply as err:
-                        failure = RequestFailed("malformed", f"malformed reply from {path}: {err}", status)
-                elif status in FATAL_STATUSES:
-                    raise self._fatal(status, raw, f"POST {path}", params.model)
-                else:
-                    failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw, self.redact)}", status)
-                    if not should_retry(status):
-                        failure.retries = retry
-                        raise failure
-                    retry_after = parse_retry_after(headers.get("retry-after"))
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as err:
-                self._raise_if_incurable(err, f"POST {path}")
-                raise
-            except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-                self._raise_if_incurable(err, f"POST {path}")
-                failure = RequestFailed("connection", f"cannot connect to {self.base_url}: {self._describe(err)}")
-            except httpx.TimeoutException as err:
-                failure = RequestFailed("timeout", f"timed out: {self._describe(err)}")
-            except TimeoutError:
-                failure = RequestFailed("timeout", f"no complete reply within {self.request_timeout:g} s")
-            except httpx.TransportError as err:
-                failure = RequestFailed("transport", f"transport error: {self._describe(err)}")
-            if failure.kind == "timeout":
-                silent = await self._probe()
-                if silent is not None:  # not slow but hung or gone: retrying would only time out again
-                    why = (
-                        f"no answer to GET /models within {self.models_timeout:g} s either"
-                        if silent.kind == "timeout"
-                        else "it no longer accepts connections"
-                    )
-                    raise RequestFailed(
-                        "connection",
-                        f"the server at {self.base_url} does not answer ({failure.message}; {why})",
-                        retries=retry,
-                    )
-            if retry >= self.policy.max_retries:
-                failure.retries = retry
-                raise failure
-            if self.on_retry is not None:
-                self.on_retry(failure.kind)
-            delay = retry_delay(retry, retry_after, self.policy)
-            if failure.status == 429:
-                self._paused_until = max(self._paused_until, time.monotonic() + delay)
-            await asyncio.sleep(delay)
-            retry += 1
+    async def _send_once(self, path: str, content: bytes, params: GenerationParams) -> Reply:
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                status, headers, raw = await self._post(path, content)
+            latency = time.perf_counter() - started
+            if status == 200:
+                try:
+                    return parse_reply(orjson.loads(raw), params.endpoint, latency)
+                except orjson.JSONDecodeError:
+                    failure = RequestFailed("malformed", f"malformed reply from {path}: not JSON", status)
+                except MalformedReply as err:
+                    failure = RequestFailed("malformed", f"malformed reply from {path}: {err}", status)
+            elif status in FATAL_STATUSES:
+                raise self._fatal(status, raw, f"POST {path}", params.model)
+            else:
+                failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw, self.redact)}", status)
+                failure.retryable = should_retry(status)
+                if failure.retryable:
+                    failure.retry_after = parse_retry_after(headers.get("retry-after"))
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as err:
+            self._raise_if_incurable(err, f"POST {path}")
+            raise
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            self._raise_if_incurable(err, f"POST {path}")
+            failure = RequestFailed(
+                "connection", f"cannot connect to {self.base_url}: {self._describe(err)}", failover=True
+            )
+        except httpx.TimeoutException as err:
+            failure = RequestFailed("timeout", f"timed out: {self._describe(err)}")
+        except TimeoutError:
+            failure = RequestFailed("timeout", f"no complete reply within {self.request_timeout:g} s")
+        except httpx.TransportError as err:
+            failure = RequestFailed("transport", f"transport error: {self._describe(err)}")
+        if failure.kind == "timeout":
+            silent = await self._probe()
+            if silent is not None:  # not slow but hung or gone: retrying here would only time out again
+                why = (
+                    f"no answer to GET /models within {self.models_timeout:g} s either"
+                    if silent.kind == "timeout"
+                    else "it no longer accepts connections"
+                )
+                raise RequestFailed(
+                    "connection",
+                    f"the server at {self.base_url} does not answer ({failure.message}; {why})",
+                    retryable=False,
+                    failover=True,
+                )
+        raise failure
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request to this server for `seconds` (after a 429: rate limits are per key, not per
+        request)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def quote(self, text: str, cap: int = MESSAGE_CAP) -> str:
         """Server text (e.g. model ids from GET /models) fit for a message: redacted, one line, capped."""
@@ -491,6 +494,12 @@ class OpenAIClient:
         else:
             hint = f"check --model ({model!r}) against `GET {self.base_url}/models`, and that --api-base ends in /v1"
         return EndpointError(f"{what} → HTTP {status} from {self.base_url}: {detail}", hint=hint, status=status)
+
+
+def encode_request(prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> tuple[str, bytes]:
+    """The path and encoded JSON body of a chat or completions request (sent as is by `send_once`)."""
+    path, body = build_request(prompt, params, n)
+    return path, orjson.dumps(body)
 
 
 def build_request(prompt: str | list[dict[str, str]], params: GenerationParams, n: int) -> tuple[str, dict[str, Any]]:

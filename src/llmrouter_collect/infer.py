@@ -25,6 +25,7 @@ from .client import (
     create_http_client,
     create_transport,
 )
+from .endpoints import EndpointPool, EndpointStats
 from .errors import ConfigError, EndpointError, StoreError
 from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
@@ -70,6 +71,8 @@ class InferStats:
     completion_tokens: int = 0
     errors_by_message: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    endpoints: list[EndpointStats] = field(default_factory=list)
+    """Per endpoint: tries, replies, errors, in flight, state (live)."""
 
     @property
     def finished(self) -> int:
@@ -279,7 +282,7 @@ class _Engine:
     def __init__(
         self,
         settings: Settings,
-        client: OpenAIClient,
+        pool: EndpointPool,
         writer: ResultsWriter,
         params: GenerationParams,
         templates: Templates,
@@ -288,7 +291,7 @@ class _Engine:
         warn: Callable[[str], None],
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.pool = pool
         self.writer = writer
         self.params = params
         self.templates = templates
@@ -299,7 +302,7 @@ class _Engine:
         self._successes = 0
         self._client_errors = 0
         self._record_head = {"schema_version": SCHEMA_VERSION}
-        self._record_run = {**identity, "api_base": client.base_url, "k_requested": settings.k_responses}
+        self._record_run = {**identity, "api_base": pool.base_url, "k_requested": settings.k_responses}
         self._last_sync = time.monotonic()
         self._since_sync = 0
         self._sync_task: asyncio.Future[None] | None = None
@@ -365,7 +368,7 @@ class _Engine:
             n = remaining if (self.n_supported and not probing_n) else 1
             self.stats.requests += 1
             try:
-                reply = await self.client.generate(prompt, self.params, n)
+                reply = await self.pool.generate(prompt, self.params, n)
             except RequestFailed as failure:
                 if failure.status == 400 and n > 1:
                     probing_n = True  # maybe the server does not take n>1: try once with n=1
@@ -388,7 +391,7 @@ class _Engine:
             problem_run.next_index += len(responses)
             problem_run.got += len(responses)
             remaining -= len(responses)
-            self._write(problem_run, responses)
+            self._write(problem_run, responses, reply.api_base)
             self.stats.responses += len(responses)
             self.stats.prompt_tokens += reply.prompt_tokens
             self.stats.completion_tokens += reply.completion_tokens
@@ -399,8 +402,9 @@ class _Engine:
         if failure.kind in OUTAGE_KINDS and not await self._server_answers():
             # A server that cannot be reached (or hangs) does not use up the problem's attempts; stop asking.
             if not self.stopped:
+                lost = "the server" if len(self.pool.clients) == 1 else "every endpoint"
                 self.stopped = StopReason(
-                    f"lost the server: {failure.message}",
+                    f"lost {lost}: {failure.message}",
                     "is it still running? (`collect serve status`) — rerun the same command to resume",
                 )
         else:
@@ -419,14 +423,15 @@ class _Engine:
         one request was slow) or gone (it refuses connections, or does not answer /models either)?"""
         if self.stopped:
             return False
-        return await self.client.server_answers()  # one probe shared by the requests that failed together
+        return await self.pool.server_answers()  # one probe per endpoint, shared by the requests that failed
 
-    def _write(self, problem_run: ProblemRun, responses: list[dict[str, Any]]) -> None:
+    def _write(self, problem_run: ProblemRun, responses: list[dict[str, Any]], api_base: str | None = None) -> None:
         now = now_iso()
         record = {
             **self._record_head,
             **problem_run.problem.to_record_fields(),
             **self._record_run,
+            **({"api_base": api_base} if api_base else {}),
             "attempts": problem_run.attempts,
             "created_at": now,
             "updated_at": now,
@@ -611,7 +616,7 @@ def write_meta(
         "collect_version": __version__,
         "updated_at": now,
         **identity,
-        "api_base": settings.resolved_api_base,
+        "api_base": settings.resolved_api_bases,
         "k_responses": settings.k_responses,
         "datasets": settings.dataset_names,
         "num_problems": settings.num_problems,
@@ -732,13 +737,34 @@ def _plan(
 
 
 async def _choose_model(
-    client: OpenAIClient, settings: Settings, warn: Callable[[str], None], *, dry_run: bool
+    pool: EndpointPool, settings: Settings, warn: Callable[[str], None], *, dry_run: bool
 ) -> tuple[str | None, str]:
-    """The model and how it was chosen; a dry run without a server goes on with the model unverified."""
-    if dry_run and not await client.server_answers():
-        return settings.model, f"unverified: no server answers at {client.base_url}"
-    model = await resolve_model(client, settings, on_wait=warn)
-    return model, ("given" if settings.model else "the server's only model")
+    """The model and how it was chosen; a dry run without a server goes on with the model unverified.
+
+    With several endpoints, those that answer must agree on the model; those that do not answer yet are taken out
+    (the run starts on the others, and probes them)."""
+    if dry_run and not await pool.server_answers():
+        return settings.model, f"unverified: no server answers at {pool.base_url}"
+    how = "given" if settings.model else "the server's only model"
+    clients = pool.clients
+    if len(clients) == 1:
+        return await resolve_model(clients[0], settings, on_wait=warn), how
+    answers = await asyncio.gather(*(client.server_answers() for client in clients))
+    live = [client for client, answered in zip(clients, answers, strict=True) if answered]
+    if not live:
+        live = [clients[0]]  # resolve_model says why it cannot be reached (or it came up meanwhile)
+    for client, answered in zip(clients, answers, strict=True):
+        if not answered and client is not live[0]:
+            warn(f"endpoint {client.base_url} does not answer yet: the run starts on the others and probes it")
+            pool.take_out(client, "does not answer GET /models")
+    models = await asyncio.gather(*(resolve_model(client, settings, on_wait=warn) for client in live))
+    if len(set(models)) > 1:
+        served = "; ".join(f"{model} at {client.base_url}" for client, model in zip(live, models, strict=True))
+        raise EndpointError(
+            f"the endpoints serve different models ({served})",
+            hint="pass --model NAME to pick one, or give only the endpoints of one model (a fleet file runs several)",
+        )
+    return models[0], how
 
 
 async def run_infer(
@@ -799,15 +825,15 @@ async def _infer(
     stats = stats or InferStats()
     if settings.api_mode == "remote" and not settings.api_key:
         raise ConfigError("remote mode needs an API key", hint="set COLLECT_API_KEY (or pass --api-key)")
-    api_base = settings.resolved_api_base  # refuses a key headed for an address only a .env chose, before loading
-    if settings.api_base_notice:
-        warn(settings.api_base_notice)
+    api_bases = settings.resolved_api_bases  # refuses a key headed for an address only a .env chose, before loading
+    for notice in settings.api_base_notices:
+        warn(notice)
     templates = load_templates(settings.prompt_template)
     problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
     stats.problems_total = len(problems)
     transport = create_transport(settings.max_concurrent)
     http = create_http_client(
-        api_base,
+        api_bases[0],
         api_key=settings.api_key_value,
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
@@ -822,67 +848,96 @@ async def _infer(
     def count_retry(kind: str) -> None:
         stats.retries += 1
 
+    clients = [
+        OpenAIClient(http, transport, request_timeout=settings.request_timeout, base_url=base) for base in api_bases
+    ]
+    pool = EndpointPool(
+        clients,
+        policy=policy,
+        endpoint_concurrency=settings.endpoint_concurrency,
+        on_retry=count_retry,
+        warn=warn,
+    )
+    stats.endpoints = pool.stats
     async with http:
-        client = OpenAIClient(
-            http, transport, policy=policy, request_timeout=settings.request_timeout, on_retry=count_retry
-        )
-        model, model_source = await _choose_model(client, settings, warn, dry_run=dry_run)
-        plan_args: dict[str, Any] = {
-            "settings": settings,
-            "problems": problems,
-            "templates": templates,
-            "model": model,
-            "model_source": model_source,
-            "api_base": client.base_url,
-        }
-        params = GenerationParams(
-            model=model or "",
-            endpoint=settings.endpoint,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            max_tokens=settings.max_tokens,
-            seed=settings.seed,
-            stop=tuple(settings.stop_sequences),
-        )
-        identity = {
-            "model": model,
-            "endpoint": settings.endpoint,
-            "generation": params.as_record(),
-            "prompt_fingerprint": templates.fingerprint(problems),
-        }
-        if dry_run:
-            path = output_path(settings, model or "") if model is not None or settings.output_file else None
-            state = scan(real_path(path)) if path is not None and path.exists() else FileState()
-            if path is not None and model is not None:
-                _check_resumable(path, state, identity, problems)  # refused now, as the real run would be
-            plan, _ = _plan(**plan_args, path=path, state=state)
-            on_plan(plan)
-            notice = plan.fewer_than_held()
-            if notice:
-                warn(notice)
-            return plan
-        assert model is not None  # resolve_model returns one or raises
-        path = output_path(settings, model)
-        on_output(path)
-        real = real_path(path)  # a symlink is followed: one lock, one file, and compaction keeps the link
-        created = _CreatedFiles.before(real)
         try:
-            with ResultsWriter(path, sync_every=None) as writer:
-                try:
-                    summary = await _run_locked(
-                        settings, client, writer, params, templates, identity, problems, stats, warn, on_plan,
-                        path, real, plan_args,
-                    )
-                finally:
-                    created.remove_if_empty()  # under the lock: no other run can be using these files
+            return await _infer_with(
+                settings, pool, stats, warn, on_output, on_plan, templates, problems, dry_run=dry_run
+            )
         finally:
-            created.remove_new_directories()
+            await pool.aclose()
+
+
+async def _infer_with(
+    settings: Settings,
+    pool: EndpointPool,
+    stats: InferStats,
+    warn: Callable[[str], None],
+    on_output: Callable[[Path], None],
+    on_plan: Callable[[RunPlan], None],
+    templates: Templates,
+    problems: list[Problem],
+    *,
+    dry_run: bool,
+) -> InferSummary | RunPlan:
+    """The run once its settings, problems and endpoints are known: choose the model, plan, ask."""
+    model, model_source = await _choose_model(pool, settings, warn, dry_run=dry_run)
+    plan_args: dict[str, Any] = {
+        "settings": settings,
+        "problems": problems,
+        "templates": templates,
+        "model": model,
+        "model_source": model_source,
+        "api_base": pool.base_url,
+    }
+    params = GenerationParams(
+        model=model or "",
+        endpoint=settings.endpoint,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_tokens=settings.max_tokens,
+        seed=settings.seed,
+        stop=tuple(settings.stop_sequences),
+    )
+    identity = {
+        "model": model,
+        "endpoint": settings.endpoint,
+        "generation": params.as_record(),
+        "prompt_fingerprint": templates.fingerprint(problems),
+    }
+    if dry_run:
+        path = output_path(settings, model or "") if model is not None or settings.output_file else None
+        state = scan(real_path(path)) if path is not None and path.exists() else FileState()
+        if path is not None and model is not None:
+            _check_resumable(path, state, identity, problems)  # refused now, as the real run would be
+        plan, _ = _plan(**plan_args, path=path, state=state)
+        on_plan(plan)
+        notice = plan.fewer_than_held()
+        if notice:
+            warn(notice)
+        return plan
+    assert model is not None  # resolve_model returns one or raises
+    path = output_path(settings, model)
+    on_output(path)
+    real = real_path(path)  # a symlink is followed: one lock, one file, and compaction keeps the link
+    created = _CreatedFiles.before(real)
+    try:
+        with ResultsWriter(path, sync_every=None) as writer:
+            try:
+                summary = await _run_locked(
+                    settings, pool, writer, params, templates, identity, problems, stats, warn, on_plan,
+                    path, real, plan_args,
+                )
+            finally:
+                created.remove_if_empty()  # under the lock: no other run can be using these files
+    finally:
+        created.remove_new_directories()
     return summary
 
 
 async def _run_locked(
     settings: Settings,
-    client: OpenAIClient,
+    pool: EndpointPool,
     writer: ResultsWriter,
     params: GenerationParams,
     templates: Templates,
@@ -910,7 +965,7 @@ async def _run_locked(
     stats.skipped_done = plan.skipped_done
     stats.skipped_exhausted = plan.skipped_exhausted
     stats.started = time.monotonic()
-    engine = _Engine(settings, client, writer, params, templates, identity, stats, warn)
+    engine = _Engine(settings, pool, writer, params, templates, identity, stats, warn)
     try:
         await engine.run(plan.runs)
     except* EndpointError as group:

@@ -4,7 +4,7 @@ Where each value came from is kept (`Settings.source_of`), because a `.env` file
 a cloned repository's `.env` could point `api_base` at a server that would then receive the key exported in the
 shell, or set the `vllm_command` that `collect serve` runs. `load_settings` logs one line naming the `.env` it
 read and what it set (logger `llmrouter_collect.settings`; a warning when it sets `api_base` or `vllm_command`),
-and `resolved_api_base` refuses to pair a key from the environment or a flag with an `api_base` only that file
+and `resolved_api_bases` refuses to pair a key from the environment or a flag with an `api_base` only that file
 gave (unless it is this machine). `COLLECT_ENV_FILE` (environment only) chooses the file, or `none` for no file.
 """
 
@@ -94,14 +94,18 @@ class Settings(BaseSettings):
     # --- where to ask ------------------------------------------------------------------------------------
     api_mode: Literal["local", "remote"] = defaults.API_MODE
     """`local` (a vLLM server, default http://localhost:8000/v1) or `remote` (OpenAI, key required)."""
-    api_base: str | None = None
-    """Base URL of the OpenAI-compatible API (ends in /v1). Default depends on api_mode."""
+    api_base: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Base URL of the OpenAI-compatible API (ends in /v1); several (repeat the flag, or comma-separated) are
+    endpoints of one model, and requests go to the healthy one with the fewest in flight. Default depends on
+    api_mode."""
     api_key: SecretStr | None = None
     """Bearer key. Required in remote mode; also protects a server started by `collect serve`."""
 
     # --- how hard to ask ---------------------------------------------------------------------------------
     max_concurrent: int = Field(default=defaults.MAX_CONCURRENT, ge=1, le=4096)
-    """Requests in flight at once."""
+    """Requests in flight at once, over all endpoints."""
+    endpoint_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    """Most requests in flight at one endpoint (with several --api-base); unset: only --max-concurrent applies."""
     batch_size: int = Field(default=defaults.BATCH_SIZE, ge=1)
     """Results between two flushes to disk (fsync); never a barrier between requests."""
     max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1)
@@ -170,7 +174,21 @@ class Settings(BaseSettings):
             return [part for part in value.split(",") if part]
         return value
 
-    @field_validator("model", "api_base", "output_file", mode="before")
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _parse_api_base(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            unique: list[Any] = []
+            for item in value:
+                item = item.strip() if isinstance(item, str) else item
+                if item and item not in unique:
+                    unique.append(item)
+            return unique
+        return value
+
+    @field_validator("model", "output_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -195,35 +213,41 @@ class Settings(BaseSettings):
 
     # --- derived values ----------------------------------------------------------------------------------
     @property
-    def resolved_api_base(self) -> str:
-        """The API base URL, from api_base or the api_mode default, without a trailing slash.
+    def resolved_api_bases(self) -> list[str]:
+        """The API base URLs (one per endpoint), from api_base or the api_mode default, without trailing slashes.
 
         Raises:
-            ConfigError: the URL came only from a .env file and is not this machine, while the API key came from
-                the environment or a flag: the file's author would receive the user's key.
+            ConfigError: a URL is not an http(s) URL; or it came only from a .env file and is not this machine,
+                while the API key came from the environment or a flag: the file's author would receive the key.
         """
-        base = self.api_base or (LOCAL_API_BASE if self.api_mode == "local" else REMOTE_API_BASE)
-        base, _ = check_api_base(base)
-        if (
-            self.api_base
-            and self.api_key is not None
-            and self.source_of("api_base") == "dotenv"
-            and self.source_of("api_key") in ("env", "flag")
-            and not is_loopback_url(self.api_base)
-        ):
-            given = "--api-key" if self.source_of("api_key") == "flag" else "COLLECT_API_KEY from the environment"
-            shown = _printable(self.api_base)
-            raise ConfigError(
-                f"COLLECT_API_BASE={shown} comes only from {self._env_file}, and would receive your API key ({given})",
-                hint=f"if you trust that file, confirm with --api-base {shown} (or export COLLECT_API_BASE); "
-                f"else set {ENV_FILE_VAR}=none to skip it",
-            )
-        return base.rstrip("/")
+        given = self.api_base or [LOCAL_API_BASE if self.api_mode == "local" else REMOTE_API_BASE]
+        bases = []
+        for url in given:
+            base, _ = check_api_base(url)
+            if (
+                self.api_base
+                and self.api_key is not None
+                and self.source_of("api_base") == "dotenv"
+                and self.source_of("api_key") in ("env", "flag")
+                and not is_loopback_url(url)
+            ):
+                key_from = (
+                    "--api-key" if self.source_of("api_key") == "flag" else "COLLECT_API_KEY from the environment"
+                )
+                shown = _printable(url)
+                raise ConfigError(
+                    f"COLLECT_API_BASE={shown} comes only from {self._env_file}, and would receive your API key "
+                    f"({key_from})",
+                    hint=f"if you trust that file, confirm with --api-base {shown} (or export COLLECT_API_BASE); "
+                    f"else set {ENV_FILE_VAR}=none to skip it",
+                )
+            bases.append(base.rstrip("/"))
+        return list(dict.fromkeys(bases))
 
     @property
-    def api_base_notice(self) -> str | None:
-        """What was done to the --api-base given (e.g. `http://` added to `host:port/v1`), or None."""
-        return check_api_base(self.api_base)[1] if self.api_base else None
+    def api_base_notices(self) -> list[str]:
+        """What was done to each --api-base given (e.g. `http://` added to `host:port/v1`)."""
+        return [notice for url in self.api_base if (notice := check_api_base(url)[1])]
 
     @property
     def api_key_value(self) -> str | None:

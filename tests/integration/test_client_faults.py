@@ -33,6 +33,7 @@ from llmrouter_collect.client import (
     create_http_client,
     create_transport,
 )
+from llmrouter_collect.endpoints import EndpointPool
 from llmrouter_collect.errors import EndpointError
 from llmrouter_collect.infer import resolve_model
 from llmrouter_collect.settings import Settings
@@ -250,9 +251,10 @@ def test_a_slow_but_alive_server_is_retried_as_before(openai_server: OpenAIServe
 
     async def main() -> tuple[RequestFailed, list[str]]:
         retried: list[str] = []
-        async with client_for(openai_server, request_timeout=0.5, max_retries=2, on_retry=retried.append) as client:
+        async with client_for(openai_server, request_timeout=0.5) as client:
+            pool = pool_of(client, max_retries=2, on_retry=retried.append)
             with pytest.raises(RequestFailed) as caught:
-                await client.generate("hi", GenerationParams(model="test-model"), 1)
+                await pool.generate("hi", GenerationParams(model="test-model"), 1)
         return caught.value, retried
 
     failure, retried = asyncio.run(main())
@@ -267,9 +269,10 @@ def test_concurrent_timeouts_share_one_probe_of_a_hung_server(openai_server: Ope
     openai_server.set_models_mode(Hang())
 
     async def main() -> list[BaseException | Any]:
-        async with client_for(openai_server, request_timeout=0.5, max_retries=8) as client:
+        async with client_for(openai_server, request_timeout=0.5) as client:
+            pool = pool_of(client, max_retries=8)
             params = GenerationParams(model="test-model")
-            calls = [client.generate(f"q{i}", params, 1) for i in range(6)]
+            calls = [pool.generate(f"q{i}", params, 1) for i in range(6)]
             return await asyncio.gather(*calls, return_exceptions=True)
 
     started = time.monotonic()
@@ -321,14 +324,10 @@ class client_for:  # used like a function: `async with client_for(server) as cli
         server: OpenAIServer | str,
         *,
         request_timeout: float,
-        max_retries: int = 0,
-        on_retry: Callable[[str], None] | None = None,
         api_key: str | None = None,
     ) -> None:
         self.url = server if isinstance(server, str) else server.url
         self.request_timeout = request_timeout
-        self.max_retries = max_retries
-        self.on_retry = on_retry
         self.api_key = api_key
 
     async def __aenter__(self) -> OpenAIClient:
@@ -340,10 +339,13 @@ class client_for:  # used like a function: `async with client_for(server) as cli
             connect_timeout=2.0,
             transport=transport,
         )
-        policy = RetryPolicy(max_retries=self.max_retries, initial_delay=0.0, max_delay=0.01)
-        return OpenAIClient(
-            self.http, transport, policy=policy, request_timeout=self.request_timeout, on_retry=self.on_retry
-        )
+        return OpenAIClient(self.http, transport, request_timeout=self.request_timeout)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
+
+
+def pool_of(client: OpenAIClient, *, max_retries: int, on_retry: Callable[[str], None] | None = None) -> EndpointPool:
+    """A one-endpoint pool over `client` (the pool owns the retry loop), with instant back-off."""
+    policy = RetryPolicy(max_retries=max_retries, initial_delay=0.0, max_delay=0.01)
+    return EndpointPool([client], policy=policy, on_retry=on_retry)

@@ -23,6 +23,7 @@ from llmrouter_collect.client import (
     retry_delay,
     should_retry,
 )
+from llmrouter_collect.endpoints import EndpointPool
 from llmrouter_collect.errors import EndpointError
 
 
@@ -91,9 +92,10 @@ def run_generate(handler: Callable[[httpx.Request], httpx.Response], max_retries
         )
         policy = RetryPolicy(max_retries=max_retries, initial_delay=0.0, max_delay=0.0)
         async with http:
-            client = OpenAIClient(http, transport, policy=policy, request_timeout=5, on_retry=retried.append)
+            client = OpenAIClient(http, transport, request_timeout=5)
+            pool = EndpointPool([client], policy=policy, on_retry=retried.append)
             try:
-                return await client.generate("hi", GenerationParams(model="m"), 1)
+                return await pool.generate("hi", GenerationParams(model="m"), 1)
             except (RequestFailed, EndpointError) as failure:
                 return failure
 

@@ -17,7 +17,7 @@ def test_defaults() -> None:
     assert settings.max_concurrent == 10
     assert settings.num_problems == "all"
     assert settings.dataset_names == ["math500", "mmlu_pro"]
-    assert settings.resolved_api_base == LOCAL_API_BASE
+    assert settings.resolved_api_bases == [LOCAL_API_BASE]
 
 
 def test_precedence_dotenv_env_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,8 +56,8 @@ def test_stop_sequences_merge(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_remote_mode_base() -> None:
-    assert load_settings(api_mode="remote").resolved_api_base == REMOTE_API_BASE
-    assert load_settings(api_base="http://h:1/v1/").resolved_api_base == "http://h:1/v1"
+    assert load_settings(api_mode="remote").resolved_api_bases == [REMOTE_API_BASE]
+    assert load_settings(api_base="http://h:1/v1/").resolved_api_bases == ["http://h:1/v1"]
 
 
 def test_bad_value_names_flag_and_env() -> None:
@@ -171,7 +171,7 @@ def test_a_dotenv_api_base_does_not_get_the_key_from_the_environment(
     monkeypatch.setenv("COLLECT_API_KEY", "sk-from-my-shell")
 
     with pytest.raises(ConfigError) as info:
-        _ = load_settings().resolved_api_base
+        _ = load_settings().resolved_api_bases
     assert info.value.message == (
         f"COLLECT_API_BASE={remote} comes only from {tmp_path / '.env'}, and would receive your API key "
         "(COLLECT_API_KEY from the environment)"
@@ -180,15 +180,15 @@ def test_a_dotenv_api_base_does_not_get_the_key_from_the_environment(
     assert "sk-from-my-shell" not in str(info.value)
     monkeypatch.delenv("COLLECT_API_KEY")
     with pytest.raises(ConfigError, match=r"\(--api-key\)"):
-        _ = load_settings(api_key="sk-flag").resolved_api_base
+        _ = load_settings(api_key="sk-flag").resolved_api_bases
     # Confirmed: the same base as a flag or in the environment; or the key from the same file; or no key.
-    assert load_settings(api_key="sk-flag", api_base=remote).resolved_api_base == remote
+    assert load_settings(api_key="sk-flag", api_base=remote).resolved_api_bases == [remote]
     monkeypatch.setenv("COLLECT_API_BASE", remote)
-    assert load_settings(api_key="sk-flag").resolved_api_base == remote
+    assert load_settings(api_key="sk-flag").resolved_api_bases == [remote]
     monkeypatch.delenv("COLLECT_API_BASE")
-    assert load_settings().resolved_api_base == remote
+    assert load_settings().resolved_api_bases == [remote]
     (tmp_path / ".env").write_text(f"COLLECT_API_BASE={remote}\nCOLLECT_API_KEY=sk-theirs\n")
-    assert load_settings().resolved_api_base == remote
+    assert load_settings().resolved_api_bases == [remote]
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_a_dotenv_api_base_on_this_machine_may_get_the_key(
 ) -> None:
     (tmp_path / ".env").write_text(f"COLLECT_API_BASE={base}\n")
     monkeypatch.setenv("COLLECT_API_KEY", "sk-local")
-    assert load_settings().resolved_api_base == base.rstrip("/")
+    assert load_settings().resolved_api_bases == [base.rstrip("/")]
 
 
 def test_settings_built_directly_read_no_dotenv(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from . import app
 from ._common import run_or_exit
 
 if TYPE_CHECKING:
+    from ..endpoints import EndpointStats
     from ..infer import InferStats, InferSummary, RunPlan
 
 
@@ -87,17 +88,23 @@ def infer(
         str | None, typer.Option("--api-mode", help=f"local or remote (default: {defaults.API_MODE}).")
     ] = None,
     api_base: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--api-base",
             help=f"Base URL of the API, ending in /v1 (default: {defaults.LOCAL_API_BASE}; "
-            f"remote: {defaults.REMOTE_API_BASE}).",
+            f"remote: {defaults.REMOTE_API_BASE}). Repeat for several endpoints of one model.",
         ),
     ] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", help="API key (prefer COLLECT_API_KEY).")] = None,
     max_concurrent: Annotated[
         int | None,
-        typer.Option("--max-concurrent", "-c", help=f"Requests in flight (default: {defaults.MAX_CONCURRENT})."),
+        typer.Option(
+            "--max-concurrent", "-c", help=f"Requests in flight, all endpoints (default: {defaults.MAX_CONCURRENT})."
+        ),
+    ] = None,
+    endpoint_concurrency: Annotated[
+        int | None,
+        typer.Option("--endpoint-concurrency", help="Most requests in flight at one endpoint (default: no cap)."),
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -184,9 +191,10 @@ def infer(
             endpoint=endpoint,
             prompt_template=prompt_template,
             api_mode=api_mode,
-            api_base=api_base,
+            api_base=api_base or None,
             api_key=api_key,
             max_concurrent=max_concurrent,
+            endpoint_concurrency=endpoint_concurrency,
             batch_size=batch_size,
             max_attempts=max_attempts,
             max_retries=max_retries,
@@ -267,7 +275,23 @@ def status_line(stats: InferStats) -> str:
         f"{finished}/{stats.to_do} problems · {stats.responses / elapsed:.1f} resp/s"
         f" · {stats.completion_tokens / elapsed:.0f} tok/s · {stats.retries} retries"
         f" · {stats.failed_requests} errors · ETA {_duration(eta)}"
+        + endpoints_line(stats.endpoints)
     )
+
+
+def endpoints_line(endpoints: list[EndpointStats]) -> str:
+    """With several endpoints: each one's address, state and requests in flight (empty with one)."""
+    if len(endpoints) < 2:
+        return ""
+    return " · " + " ".join(
+        f"{_short_url(e.url)} {e.state}" + (f" {e.in_flight}" if e.state != "out" else "") for e in endpoints
+    )
+
+
+def _short_url(url: str) -> str:
+    """host:port of an endpoint URL (the path is the same /v1 everywhere)."""
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
 
 
 def _duration(seconds: float) -> str:
@@ -293,6 +317,7 @@ def print_summary(summary: InferSummary) -> None:
         warn(f"{count} failed request(s): {message}")
     if summary.n_fallback:
         warn("the server did not take n>1; samples were asked one by one")
+    print_endpoints(stats.endpoints)
     info(f"results: {summary.output_path}")
     if stats.retryable and summary.stopped is None:
         info(f"{_problems(stats.retryable)} left without k responses: rerun the same command to retry them")
@@ -302,6 +327,21 @@ def print_summary(summary: InferSummary) -> None:
             f"{_problems(stats.out_of_attempts, verb=True)} out of attempts (--max-attempts {used}, all used):"
             f" rerun with a higher --max-attempts (e.g. --max-attempts {used + 1}) to try them again"
         )
+
+
+def print_endpoints(endpoints: list[EndpointStats]) -> None:
+    """With several endpoints: what each one did (tries, replies, errors, times taken out, state)."""
+    if len(endpoints) < 2:
+        return
+    for e in endpoints:
+        line = (
+            f"endpoint {e.url}: {e.requests} tries · {e.replies} replies · {e.errors} errors"
+            + (f" · taken out {e.times_out}×" if e.times_out else "")
+            + f" · {e.state}"
+        )
+        if e.errors and e.last_error:
+            line += f" (last error: {e.last_error[:100]})"
+        info(line)
 
 
 def _problems(count: int, *, verb: bool = False) -> str:
