@@ -369,6 +369,10 @@ class OpenAIClient:
         """
         return await self._probe() is None
 
+    async def answers_now(self) -> bool:
+        """Like `server_answers`, but always a fresh GET /models (not shared with other callers)."""
+        return await self._probe_once() is None
+
     async def _probe(self) -> RequestFailed | None:
         """None if the server answers GET /models, else why not (kind "connection" or "timeout")."""
         task = self._probe_task

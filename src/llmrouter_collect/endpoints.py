@@ -74,6 +74,8 @@ class _Endpoint:
         self.failures_in_row = 0
         self.backoff = FIRST_BACKOFF_S
         self.probe: asyncio.Task[None] | None = None
+        self.outages = 0
+        """Times taken out so far: a reply to a request sent before the last take-out does not bring it back."""
 
     @property
     def healthy(self) -> bool:
@@ -140,12 +142,12 @@ class EndpointPool:
         return [endpoint.client for endpoint in self._endpoints]
 
     def take_out(self, client: OpenAIClient, reason: str) -> None:
-        """Take `client`'s endpoint out (e.g. it did not answer when the run started); it is probed until it
-        answers."""
+        """Take `client`'s endpoint out (e.g. it did not answer when the run started; the caller said so): it is
+        probed until it answers."""
         for endpoint in self._endpoints:
             if endpoint.client is client and endpoint.stats.state != "out":
                 endpoint.stats.last_error = reason
-                self._take_out(endpoint, RequestFailed("connection", reason, failover=True))
+                self._take_out(endpoint, RequestFailed("connection", reason, failover=True), told=True)
 
     async def server_answers(self) -> bool:
         """Whether any endpoint answers GET /models (see `OpenAIClient.server_answers`)."""
@@ -174,6 +176,7 @@ class EndpointPool:
         avoid: _Endpoint | None = None
         while True:
             endpoint = await self._acquire(avoid)
+            sent_after = endpoint.outages
             try:
                 reply = await endpoint.client.send_once(path, content, params)
             except RequestFailed as failure:
@@ -204,7 +207,7 @@ class EndpointPool:
                 self._release(endpoint)
                 raise
             self._release(endpoint)
-            self._succeeded(endpoint)
+            self._succeeded(endpoint, sent_after)
             reply.api_base = endpoint.client.base_url
             return reply
 
@@ -268,14 +271,15 @@ class EndpointPool:
             return True
         return False
 
-    def _take_out(self, endpoint: _Endpoint, failure: RequestFailed) -> None:
+    def _take_out(self, endpoint: _Endpoint, failure: RequestFailed, *, told: bool = False) -> None:
         stats = endpoint.stats
-        if stats.state == "trial":
+        if stats.state == "trial":  # still failing: probe less often, and say nothing new
             endpoint.backoff = min(endpoint.backoff * 2, MAX_BACKOFF_S)
+        elif len(self._endpoints) > 1 and not told:
+            self.warn(f"endpoint {stats.url} taken out ({failure.message[:120]}); probing it until it answers")
         stats.state = "out"
         stats.times_out += 1
-        if len(self._endpoints) > 1:
-            self.warn(f"endpoint {stats.url} taken out ({failure.message[:120]}); probing it every few seconds")
+        endpoint.outages += 1
         if endpoint.probe is None or endpoint.probe.done():
             endpoint.probe = asyncio.ensure_future(self._probe_until_back(endpoint))
         self._wake(everyone=True)  # waiters for it may now go elsewhere (or, if all are out, to any)
@@ -292,9 +296,11 @@ class EndpointPool:
                 return
             delay = min(delay * 2, MAX_BACKOFF_S)
 
-    def _succeeded(self, endpoint: _Endpoint) -> None:
+    def _succeeded(self, endpoint: _Endpoint, sent_after: int) -> None:
         stats = endpoint.stats
         stats.replies += 1
+        if sent_after != endpoint.outages:
+            return  # sent before the endpoint was taken out: says nothing about now
         endpoint.failures_in_row = 0
         if stats.state != "up":
             stats.state = "up"

@@ -47,7 +47,7 @@ CLIENT_ERRORS_BEFORE_STOP = 10
 """A run whose first requests all fail with a client error (4xx) stops after this many: the settings are wrong."""
 META_RUNS_KEPT = 50
 """How many runs the `.meta.json` history keeps (the first run of the file, and the latest ones)."""
-OUTAGE_KINDS = ("connection", "timeout")
+OUTAGE_KINDS = ("connection", "timeout", "transport")
 """Failures after which the server is probed: if it does not answer, the run stops without using attempts."""
 
 
@@ -749,7 +749,7 @@ async def _choose_model(
     clients = pool.clients
     if len(clients) == 1:
         return await resolve_model(clients[0], settings, on_wait=warn), how
-    answers = await asyncio.gather(*(client.server_answers() for client in clients))
+    answers = await asyncio.gather(*(client.answers_now() for client in clients))
     live = [client for client, answered in zip(clients, answers, strict=True) if answered]
     if not live:
         live = [clients[0]]  # resolve_model says why it cannot be reached (or it came up meanwhile)
@@ -831,7 +831,9 @@ async def _infer(
     templates = load_templates(settings.prompt_template)
     problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
     stats.problems_total = len(problems)
-    transport = create_transport(settings.max_concurrent)
+    # One connection more per endpoint than requests in flight: a GET /models probe must never queue behind busy
+    # connections (aiohttp hands a freed keep-alive connection to the next request before a waiting one).
+    transport = create_transport(settings.max_concurrent + len(api_bases))
     http = create_http_client(
         api_bases[0],
         api_key=settings.api_key_value,

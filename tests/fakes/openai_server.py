@@ -302,6 +302,10 @@ class OpenAIServer:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        """Completion requests being handled now."""
+        self.max_in_flight = 0
+        """The most completion requests handled at once since the start (or `reset`)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._queue: deque[Behaviour] = deque()
@@ -357,6 +361,7 @@ class OpenAIServer:
                 setattr(self, name, list(value) if isinstance(value, list) else value)
             self.reasoning_field = "reasoning_content"
             self.max_model_len = None
+            self.max_in_flight = self.in_flight
 
     # --- the request log ---------------------------------------------------------------------------------
 
@@ -548,9 +553,16 @@ class OpenAIServer:
             return self._finish(entry, auth) or web.Response()
         behaviour = self._next_behaviour()
         entry.behaviour = type(behaviour).__name__.lower()
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
-        response = await self._behave(request, behaviour, body)
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            response = await self._behave(request, behaviour, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         if response is None:  # dropped: the transport is closed, aiohttp writes nothing
             self._finish(entry, None)
             return web.Response(status=499)
