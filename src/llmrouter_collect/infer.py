@@ -17,6 +17,7 @@ import orjson
 from . import __version__
 from .benchmarks import dataset_fingerprint, dataset_label, load_problems
 from .client import (
+    GENERATION_RECORD_DEFAULTS,
     GenerationParams,
     OpenAIClient,
     Reply,
@@ -187,6 +188,9 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
         "max_tokens": "--max-tokens",
         "seed": "--seed",
         "stop": "--stop",
+        "token_limit_field": "--token-limit-field",
+        "reasoning_effort": "--reasoning-effort",
+        "extra_body": "--extra-body",
     }
     for key in RUN_FIELDS:
         if key not in existing:
@@ -194,8 +198,10 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
         old, new = existing[key], current[key]
         if key == "generation" and isinstance(old, dict):
             for sub, value in new.items():
-                if sub in old and old[sub] != value:
-                    return f"generation.{sub}: the file has {old[sub]!r}, this run {value!r} ({flags[sub]})"
+                # A field added later is absent from older files: those were made with its default.
+                before = old[sub] if sub in old else GENERATION_RECORD_DEFAULTS.get(sub, value)
+                if before != value:
+                    return f"generation.{sub}: the file has {before!r}, this run {value!r} ({flags[sub]})"
         elif old != new:
             what = (
                 "the prompt templates differ"
@@ -410,7 +416,9 @@ class _Engine:
             if not self._successes and self._client_errors >= CLIENT_ERRORS_BEFORE_STOP and not self.stopped:
                 self.stopped = StopReason(
                     f"the first {self._client_errors} requests were all refused — {failure.message}",
-                    "fix the setting it names (e.g. --max-tokens below the server's context length) and rerun",
+                    f"{failure.hint}, and rerun"
+                    if failure.hint
+                    else "fix the setting it names (e.g. --max-tokens below the server's context length) and rerun",
                 )
         self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
 
@@ -843,6 +851,9 @@ async def _infer(
             max_tokens=settings.max_tokens,
             seed=settings.seed,
             stop=tuple(settings.stop_sequences),
+            token_limit_field=settings.token_limit_field,
+            reasoning_effort=settings.reasoning_effort,
+            extra_body=settings.extra_body,
         )
         identity = {
             "model": model,

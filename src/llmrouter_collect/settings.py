@@ -79,19 +79,17 @@ class Settings(BaseSettings):
     k_responses: int = Field(default=defaults.K_RESPONSES, ge=1)
     """Responses (samples) per problem."""
     temperature: Annotated[float, Field(ge=0.0)] | None = defaults.TEMPERATURE
-    """Sampling temperature; `default` (None from Python) sends none, for models that take only their own."""
+    """Sampling temperature, or `default` (None in Python): none sent, for models that take only their own."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     """Nucleus sampling; not sent when unset."""
     max_tokens: int = Field(default=defaults.MAX_TOKENS, ge=1)
     """Maximum tokens per response."""
     token_limit_field: Literal["max_tokens", "max_completion_tokens"] = defaults.TOKEN_LIMIT_FIELD
-    """The request field max_tokens is sent as: OpenAI's reasoning models (o-series, gpt-5) take only
-    `max_completion_tokens`."""
+    """Request field of the token limit: `max_tokens`, or `max_completion_tokens` (OpenAI o-series, gpt-5)."""
     reasoning_effort: str | None = None
     """`reasoning_effort` sent to reasoning models (e.g. minimal, low, medium, high); not sent when unset."""
     extra_body: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
-    """JSON object merged into every request body last, e.g. `{"chat_template_kwargs": {"enable_thinking":
-    false}}`; part of the results file's identity. It may not set model, messages, prompt, n or stream."""
+    """JSON object merged into each request last (not model/messages/prompt/n/stream); part of the file's identity."""
     seed: int | None = None
     """Sampling seed sent to the server (if it supports one); not sent when unset."""
     stop: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -206,7 +204,7 @@ class Settings(BaseSettings):
             try:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError as err:
-                raise ValueError(f"not JSON ({err}); pass an object, e.g. '{{\"reasoning_effort\": \"low\"}}'") from None
+                raise ValueError(f"not JSON ({err}); pass an object, e.g. '{{\"top_k\": 20}}'") from None
         if not isinstance(value, dict):
             raise ValueError(f"must be a JSON object ({{...}}), not {type(value).__name__}")
         reserved = [key for key in value if key in EXTRA_BODY_RESERVED]
