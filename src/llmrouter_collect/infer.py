@@ -952,10 +952,14 @@ def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], pro
     """Refuse a file made with other settings, or whose problems the dataset has since changed."""
     mismatch = identity_mismatch(state.first_record, identity)
     if mismatch:
-        raise StoreError(
-            f"{path} was made with other settings — {mismatch}",
-            hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
-        )
+        hint = "rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file"
+        if not any(known.good for known in state.problems.values()):
+            # e.g. every request was refused until a setting was changed: there is nothing to resume
+            hint = (
+                f"it holds no response yet, only failed requests: remove it (and {path.name}.meta.json) "
+                "to start it again with these settings, or pass --output-file NEW.jsonl"
+            )
+        raise StoreError(f"{path} was made with other settings — {mismatch}", hint=hint)
     changed = changed_problems(problems, state)
     if changed:
         raise dataset_changed_error(path, changed)
