@@ -50,6 +50,7 @@ import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from .errors import EndpointError
+from .refusals import refusal_hint
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 FATAL_STATUSES = frozenset({401, 403, 404})
@@ -74,21 +75,40 @@ class GenerationParams:
 
     model: str
     endpoint: Literal["chat", "completions"] = "chat"
-    temperature: float = 0.7
+    temperature: float | None = 0.7
+    """None: not sent (models that take only their own temperature)."""
     top_p: float | None = None
     max_tokens: int = 4096
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    """The request field `max_tokens` is sent as."""
+    reasoning_effort: str | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    """Merged into the request body last (never over model, messages, prompt or n)."""
 
     def as_record(self) -> dict[str, Any]:
-        """The `generation` field of a results record."""
+        """The `generation` field of a results record (part of a results file's identity)."""
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "stop": list(self.stop),
+            "token_limit_field": self.token_limit_field,
+            "reasoning_effort": self.reasoning_effort,
+            "extra_body": self.extra_body,
         }
+
+
+GENERATION_RECORD_DEFAULTS: dict[str, Any] = {
+    "token_limit_field": "max_tokens",
+    "reasoning_effort": None,
+    "extra_body": {},
+}
+"""What a `generation` record written before these fields existed implies for them (the settings' defaults)."""
+BODY_OWN_FIELDS = frozenset({"model", "messages", "prompt", "n"})
+"""Request fields that `extra_body` never overrides."""
 
 
 @dataclass(slots=True)
@@ -128,6 +148,8 @@ class RequestFailed(Exception):
     """The server looks gone (refuses connections, or hangs): send the request to another endpoint."""
     retry_after: float | None = None
     """Seconds the server asked to wait (Retry-After), if any."""
+    hint: str | None = None
+    """The setting to change, when the server refused one of the request's parameters (see `refusals`)."""
 
     def __str__(self) -> str:
         return self.message
@@ -427,7 +449,7 @@ class OpenAIClient:
             elif status in FATAL_STATUSES:
                 raise self._fatal(status, raw, f"POST {path}", params.model)
             else:
-                failure = RequestFailed("http", f"HTTP {status}: {_error_message(raw, self.redact)}", status)
+                failure = http_failure(status, raw, self.redact, params)
                 failure.retryable = should_retry(status)
                 if failure.retryable:
                     failure.retry_after = parse_retry_after(headers.get("retry-after"))
@@ -516,14 +538,20 @@ def build_request(prompt: str | list[dict[str, str]], params: GenerationParams, 
         path = "completions"
         body["prompt"] = prompt if isinstance(prompt, str) else "\n\n".join(m["content"] for m in prompt)
     body["n"] = n
-    body["temperature"] = params.temperature
-    body["max_tokens"] = params.max_tokens
+    if params.temperature is not None:
+        body["temperature"] = params.temperature
+    body[params.token_limit_field] = params.max_tokens
     if params.top_p is not None:
         body["top_p"] = params.top_p
     if params.seed is not None:
         body["seed"] = params.seed
     if params.stop:
         body["stop"] = list(params.stop)
+    if params.reasoning_effort is not None:
+        body["reasoning_effort"] = params.reasoning_effort
+    for key, value in params.extra_body.items():  # last: it may override any field but the request's own
+        if key not in BODY_OWN_FIELDS:
+            body[key] = value
     return path, body
 
 
@@ -618,6 +646,25 @@ def _token_count(parent: dict[str, Any], key: str, where: str) -> int:
         return value
     shown = repr(value) if isinstance(value, int | float) and not isinstance(value, bool) else _json_type(value)
     raise MalformedReply(f"{where}.{key} is {shown}, not a whole number of tokens")
+
+
+def http_failure(status: int, raw: bytes, redact: Callable[[str], str], params: GenerationParams) -> RequestFailed:
+    """The failure of a request answered with an error status; a refused parameter adds the setting to change
+    to the message (and as `hint`), e.g. "— the server refuses `max_tokens`: pass --token-limit-field ..."."""
+    message = f"HTTP {status}: {_error_message(raw, redact)}"
+    hint = refusal_hint(status, message, _error_param(raw), params)
+    return RequestFailed("http", f"{message} — {hint}" if hint else message, status, hint=hint)
+
+
+def _error_param(raw: bytes) -> str | None:
+    """The `param` of an OpenAI-style error body ({"error": {"param": ...}}), if any."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) else None
 
 
 def _error_message(raw: bytes, redact: Callable[[str], str], cap: int = MESSAGE_CAP) -> str:

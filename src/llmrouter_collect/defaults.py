@@ -10,6 +10,7 @@ NUM_PROBLEMS: Final = "all"
 K_RESPONSES: Final = 5
 TEMPERATURE: Final = 0.7
 MAX_TOKENS: Final = 4096
+TOKEN_LIMIT_FIELD: Final = "max_tokens"
 ENDPOINT: Final = "chat"
 API_MODE: Final = "local"
 LOCAL_API_BASE: Final = "http://localhost:8000/v1"

@@ -19,6 +19,9 @@ endpoint when there is one, else after the policy's back-off. When every endpoin
 anyway, paced by their own back-off, exactly as with a single server; a request that fails for good then reaches
 the engine, which asks `server_answers` and stops the run (resumably) if no endpoint answers.
 
+With `rpm`/`tpm`, each endpoint has a `RateLimiter`: a try waits for it after the endpoint is chosen (so a
+limited endpoint counts as busy for the choice), and the reply's usage settles the estimate.
+
 A request is written once: the pool returns one reply per `generate` call, from whichever endpoint answered, and
 a try that failed produced no reply to write.
 """
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .client import GenerationParams, OpenAIClient, Reply, RequestFailed, RetryPolicy, encode_request, retry_delay
+from .ratelimit import RateLimiter, estimate_tokens
 
 FAILURES_BEFORE_OUT = 3
 """Failed tries in a row (without a success between) that take an endpoint out."""
@@ -67,9 +71,10 @@ class EndpointStats:
 class _Endpoint:
     """One server of the pool: its client, its cap and its health."""
 
-    def __init__(self, client: OpenAIClient, cap: int) -> None:
+    def __init__(self, client: OpenAIClient, cap: int, limiter: RateLimiter) -> None:
         self.client = client
         self.cap = cap
+        self.limiter = limiter
         self.stats = EndpointStats(client.base_url)
         self.failures_in_row = 0
         self.backoff = FIRST_BACKOFF_S
@@ -98,6 +103,8 @@ class EndpointPool:
         *,
         policy: RetryPolicy,
         endpoint_concurrency: int | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
         on_retry: Callable[[str], None] | None = None,
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
@@ -106,13 +113,14 @@ class EndpointPool:
             clients: one per endpoint (they may share one http client).
             policy: retries of one request, over all endpoints.
             endpoint_concurrency: most requests in flight at one endpoint (None: no cap of its own).
+            rpm, tpm: requests and tokens per minute each endpoint may take (None: no limit); see `ratelimit`.
             on_retry: called with the failure kind each time a request uses a retry.
             warn: told when an endpoint is taken out or comes back (only when there are several).
         """
         if not clients:
             raise ValueError("an endpoint pool needs at least one endpoint")
         cap = endpoint_concurrency if endpoint_concurrency is not None else 1 << 30
-        self._endpoints = [_Endpoint(client, cap) for client in clients]
+        self._endpoints = [_Endpoint(client, cap, RateLimiter(rpm=rpm, tpm=tpm)) for client in clients]
         self.policy = policy
         self.on_retry = on_retry
         self.warn = warn
@@ -171,6 +179,7 @@ class EndpointPool:
             RequestFailed: the request failed for good; kind "connection" when the last endpoint tried is gone.
         """
         path, content = encode_request(prompt, params, n)
+        estimated = estimate_tokens(prompt, params.max_tokens, n)
         retry = 0
         resends = 0
         avoid: _Endpoint | None = None
@@ -178,6 +187,7 @@ class EndpointPool:
             endpoint = await self._acquire(avoid)
             sent_after = endpoint.outages
             try:
+                await endpoint.limiter.acquire(estimated)  # a failed try keeps its estimate: it may have counted
                 reply = await endpoint.client.send_once(path, content, params)
             except RequestFailed as failure:
                 self._release(endpoint)
@@ -207,6 +217,7 @@ class EndpointPool:
                 self._release(endpoint)
                 raise
             self._release(endpoint)
+            endpoint.limiter.settle(estimated, reply.prompt_tokens + reply.completion_tokens)
             self._succeeded(endpoint, sent_after)
             reply.api_base = endpoint.client.base_url
             return reply

@@ -17,6 +17,7 @@ import orjson
 from . import __version__
 from .benchmarks import dataset_fingerprint, dataset_label, load_problems
 from .client import (
+    GENERATION_RECORD_DEFAULTS,
     GenerationParams,
     OpenAIClient,
     Reply,
@@ -190,6 +191,9 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
         "max_tokens": "--max-tokens",
         "seed": "--seed",
         "stop": "--stop",
+        "token_limit_field": "--token-limit-field",
+        "reasoning_effort": "--reasoning-effort",
+        "extra_body": "--extra-body",
     }
     for key in RUN_FIELDS:
         if key not in existing:
@@ -197,8 +201,10 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
         old, new = existing[key], current[key]
         if key == "generation" and isinstance(old, dict):
             for sub, value in new.items():
-                if sub in old and old[sub] != value:
-                    return f"generation.{sub}: the file has {old[sub]!r}, this run {value!r} ({flags[sub]})"
+                # A field added later is absent from older files: those were made with its default.
+                before = old[sub] if sub in old else GENERATION_RECORD_DEFAULTS.get(sub, value)
+                if before != value:
+                    return f"generation.{sub}: the file has {before!r}, this run {value!r} ({flags[sub]})"
         elif old != new:
             what = (
                 "the prompt templates differ"
@@ -414,7 +420,9 @@ class _Engine:
             if not self._successes and self._client_errors >= CLIENT_ERRORS_BEFORE_STOP and not self.stopped:
                 self.stopped = StopReason(
                     f"the first {self._client_errors} requests were all refused — {failure.message}",
-                    "fix the setting it names (e.g. --max-tokens below the server's context length) and rerun",
+                    f"{failure.hint}, and rerun"
+                    if failure.hint
+                    else "fix the setting it names (e.g. --max-tokens below the server's context length) and rerun",
                 )
         self._write(problem_run, error_responses(failure, problem_run.next_index, remaining, n))
 
@@ -857,6 +865,8 @@ async def _infer(
         clients,
         policy=policy,
         endpoint_concurrency=settings.endpoint_concurrency,
+        rpm=settings.rpm,
+        tpm=settings.tpm,
         on_retry=count_retry,
         warn=warn,
     )
@@ -900,6 +910,9 @@ async def _infer_with(
         max_tokens=settings.max_tokens,
         seed=settings.seed,
         stop=tuple(settings.stop_sequences),
+        token_limit_field=settings.token_limit_field,
+        reasoning_effort=settings.reasoning_effort,
+        extra_body=settings.extra_body,
     )
     identity = {
         "model": model,
@@ -998,10 +1011,14 @@ def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], pro
     """Refuse a file made with other settings, or whose problems the dataset has since changed."""
     mismatch = identity_mismatch(state.first_record, identity)
     if mismatch:
-        raise StoreError(
-            f"{path} was made with other settings — {mismatch}",
-            hint="rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file",
-        )
+        hint = "rerun with the file's settings to resume, or pass --output-file NEW.jsonl for a new file"
+        if not any(known.good for known in state.problems.values()):
+            # e.g. every request was refused until a setting was changed: there is nothing to resume
+            hint = (
+                f"it holds no response yet, only failed requests: remove it (and {path.name}.meta.json) "
+                "to start it again with these settings, or pass --output-file NEW.jsonl"
+            )
+        raise StoreError(f"{path} was made with other settings — {mismatch}", hint=hint)
     changed = changed_problems(problems, state)
     if changed:
         raise dataset_changed_error(path, changed)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -45,6 +46,9 @@ DEFAULT_ENV_FILE = ".env"
 RISKY_FIELDS = ("api_base", "vllm_command")
 """Settings a .env file could use against its reader: where the key is sent, what `collect serve` runs.
 Their values are shown when a .env sets them (never a value of api_key)."""
+
+EXTRA_BODY_RESERVED = ("model", "messages", "prompt", "n", "stream")
+"""Request fields --extra-body may not set: collect sets them itself, and reads only whole (not streamed) replies."""
 
 Source = Literal["default", "dotenv", "env", "flag"]
 logger = logging.getLogger(__name__)
@@ -74,12 +78,18 @@ class Settings(BaseSettings):
     """How many problems (a fixed subset spread over categories), or `all`."""
     k_responses: int = Field(default=defaults.K_RESPONSES, ge=1)
     """Responses (samples) per problem."""
-    temperature: float = Field(default=defaults.TEMPERATURE, ge=0.0)
-    """Sampling temperature."""
+    temperature: Annotated[float, Field(ge=0.0)] | None = defaults.TEMPERATURE
+    """Sampling temperature, or `default` (None in Python): none sent, for models that take only their own."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     """Nucleus sampling; not sent when unset."""
     max_tokens: int = Field(default=defaults.MAX_TOKENS, ge=1)
     """Maximum tokens per response."""
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = defaults.TOKEN_LIMIT_FIELD
+    """Request field of the token limit: `max_tokens`, or `max_completion_tokens` (OpenAI o-series, gpt-5)."""
+    reasoning_effort: str | None = None
+    """`reasoning_effort` sent to reasoning models (e.g. minimal, low, medium, high); not sent when unset."""
+    extra_body: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    """JSON object merged into each request last (not model/messages/prompt/n/stream); part of the file's identity."""
     seed: int | None = None
     """Sampling seed sent to the server (if it supports one); not sent when unset."""
     stop: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -120,6 +130,10 @@ class Settings(BaseSettings):
     """Seconds one request may take from sending to the last byte of its answer."""
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0.0)
     """Seconds to open a connection."""
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute allowed per endpoint (a hosted API's published limit); unset: no limit."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens (prompt + max_tokens × n, corrected by the usage) per minute allowed per endpoint; unset: no limit."""
 
     # --- where to write ----------------------------------------------------------------------------------
     output_dir: Path = Path(defaults.OUTPUT_DIR)
@@ -165,6 +179,43 @@ class Settings(BaseSettings):
             return int(text)
         if isinstance(value, int) and value < 1:
             raise ValueError("must be a positive whole number or 'all'")
+        return value
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _parse_temperature(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "default":
+                return None
+            try:
+                float(text)
+            except ValueError:
+                raise ValueError("must be a number (e.g. 0.7), or 'default' to send none") from None
+        return value
+
+    @field_validator("reasoning_effort", mode="before")
+    @classmethod
+    def _parse_reasoning_effort(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("extra_body", mode="before")
+    @classmethod
+    def _parse_extra_body(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError as err:
+                raise ValueError(f"not JSON ({err}); pass an object, e.g. '{{\"top_k\": 20}}'") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object ({{...}}), not {type(value).__name__}")
+        reserved = [key for key in value if key in EXTRA_BODY_RESERVED]
+        if reserved:
+            raise ValueError(
+                f"may not set {', '.join(map(repr, reserved))}: collect sets {', '.join(EXTRA_BODY_RESERVED)} itself"
+            )
         return value
 
     @field_validator("stop", mode="before")

@@ -19,6 +19,12 @@ status:CODE, echo-auth:CODE, delay:SECONDS, fewer-choices:M, or fail-after:N:SPE
 
 Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health.
 
+Providers' refusals (constructor arguments, or attributes to change at any time): `reasoning_model=True`
+refuses as OpenAI's o-series and gpt-5 do (400 for `max_tokens`, and for a temperature other than 1, with
+`param` naming the field), `strict_fields=True` refuses unknown fields ("Unrecognized request argument
+supplied: chat_template_kwargs"), `max_n=1` refuses n>1. Each request's JSON body is recorded
+(`completion_requests()[i].body`), so tests can assert what arrived.
+
 Behaviours (one per completion request via `enqueue`, or for all of them via `set_mode`/`FailAfter`):
 `Ok`, `Status(code)`, `Delay(s)`, `Drop` (close without answering), `Malformed` (200, invalid JSON),
 `FewerChoices(m)`, `RejectN` (400 for n > 1), `NullMessage` (200, every choice has "message": null, or
@@ -267,6 +273,10 @@ class OpenAIServer:
         answer_fn: `answer_fn(body, choice_index) -> str` replaces the default answers.
         prompt_too_long: a substring (or predicate on the prompt text) that makes a request fail with vLLM's
             400 "maximum context length" error.
+        reasoning_model: refuse as OpenAI's reasoning models (o-series, gpt-5) do: 400 for `max_tokens` (they
+            take `max_completion_tokens`) and for a temperature other than 1, with `param` naming the field.
+        strict_fields: refuse as OpenAI does a field it does not know (e.g. vLLM's `chat_template_kwargs`):
+            400 "Unrecognized request argument supplied: NAME".
         host: address to bind.
         port: port to bind (0 picks a free one).
     """
@@ -281,6 +291,8 @@ class OpenAIServer:
         reasoning: bool = False,
         answer_fn: AnswerFn | None = None,
         prompt_too_long: str | Callable[[str], bool] | None = None,
+        reasoning_model: bool = False,
+        strict_fields: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
@@ -294,6 +306,8 @@ class OpenAIServer:
         self.reasoning_field = "reasoning_content"
         self.answer_fn = answer_fn
         self.prompt_too_long = prompt_too_long
+        self.reasoning_model = reasoning_model
+        self.strict_fields = strict_fields
         self.max_model_len: int | None = None
         """When set, GET /v1/models lists it (as vLLM does)."""
         self.record = record
@@ -324,6 +338,8 @@ class OpenAIServer:
             "reasoning": reasoning,
             "answer_fn": answer_fn,
             "prompt_too_long": prompt_too_long,
+            "reasoning_model": reasoning_model,
+            "strict_fields": strict_fields,
         }
 
     # --- scripting ---------------------------------------------------------------------------------------
@@ -605,6 +621,29 @@ class OpenAIServer:
             return _n_rejected()
         return self._answer(request.path, body, behaviour)
 
+    def _refused_parameter(self, body: dict[str, Any]) -> web.Response | None:
+        """A provider's 400 for a parameter it does not take (`reasoning_model`, `strict_fields`), or None."""
+        if self.strict_fields:
+            unknown = [key for key in body if key not in KNOWN_FIELDS]
+            if unknown:
+                message = f"Unrecognized request argument supplied: {unknown[0]}"
+                return _json_response(error_body(message, "invalid_request_error", 400), 400)
+        if self.reasoning_model:
+            if "max_tokens" in body:
+                message = (
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead."
+                )
+                return _json_response(error_body(message, "invalid_request_error", 400, "max_tokens"), 400)
+            temperature = body.get("temperature", 1)
+            if temperature != 1:
+                message = (
+                    f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+                    "Only the default (1) value is supported."
+                )
+                return _json_response(error_body(message, "invalid_request_error", 400, "temperature"), 400)
+        return None
+
     def _answer(self, path: str, body: dict[str, Any], behaviour: Behaviour) -> web.Response:
         model = body.get("model")
         if model is not None and model not in self.models:
@@ -618,6 +657,9 @@ class OpenAIServer:
             return _json_response(error_body("n must be at least 1.", "BadRequestError", 400, "n"), 400)
         if self.max_n is not None and n > self.max_n:
             return _n_rejected()
+        refused = self._refused_parameter(body)
+        if refused is not None:
+            return refused
         prompt = prompt_text(body)
         too_long = self.prompt_too_long
         if too_long is not None and (too_long(prompt) if callable(too_long) else too_long in prompt):
@@ -674,6 +716,35 @@ class OpenAIServer:
             "usage": usage,
         }
         return _json_response(result, 200)
+
+
+KNOWN_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "prompt",
+        "n",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "seed",
+        "stop",
+        "stream",
+        "stream_options",
+        "reasoning_effort",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "user",
+        "response_format",
+        "tools",
+        "tool_choice",
+    }
+)
+"""The request fields a `strict_fields` server knows (OpenAI's); any other is refused."""
 
 
 def _json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
@@ -772,6 +843,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--max-n", type=int, default=None)
     parser.add_argument("--reasoning", action="store_true")
+    parser.add_argument("--reasoning-model", action="store_true", help="refuse as OpenAI's o-series models do")
+    parser.add_argument("--strict-fields", action="store_true", help="refuse unknown request fields")
     parser.add_argument("--mode", type=parse_behaviour, default=None, help="behaviour of completion requests")
     parser.add_argument("--models-mode", type=_models_behaviour, default=None, help="behaviour of GET /v1/models")
     args = parser.parse_args(argv)
@@ -781,6 +854,8 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         max_n=args.max_n,
         reasoning=args.reasoning,
+        reasoning_model=args.reasoning_model,
+        strict_fields=args.strict_fields,
         host=args.host,
         port=args.port,
         record=False,

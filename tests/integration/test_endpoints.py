@@ -163,3 +163,17 @@ def test_endpoints_serving_different_models_are_refused(dataset_file: Callable[.
     assert result.returncode != 0
     assert "the endpoints serve different models (model-a at" in result.stderr and "Traceback" not in result.stderr
     assert one.completion_requests() == [] and two.completion_requests() == []
+
+
+def test_rpm_keeps_each_endpoint_under_its_request_rate(dataset_file: Callable[..., Path], tmp_path: Path) -> None:
+    with OpenAIServer() as server:
+        dataset = dataset_file(count=63)
+        out = tmp_path / "out.jsonl"
+        result = run_cli(fleet_args([server], dataset, out, "--rpm", "60", "--max-concurrent", "8", k=1))
+        assert result.returncode == 0, result.stderr
+        assert_exact(out, 63, 1)
+        arrivals = sorted(r.time for r in server.completion_requests())
+    assert len(arrivals) == 63
+    # A minute's worth (60) may go at once; then one request a second.
+    gaps = [later - earlier for earlier, later in zip(arrivals[59:], arrivals[60:], strict=False)]
+    assert len(gaps) == 3 and all(gap >= 0.8 for gap in gaps), gaps

@@ -56,11 +56,35 @@ def infer(
         typer.Option("--k-responses", "--k", "-k", help=f"Responses per problem (default: {defaults.K_RESPONSES})."),
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option("--temperature", help=f"Sampling temperature (default: {defaults.TEMPERATURE}).")
+        str | None,
+        typer.Option(
+            "--temperature",
+            help=f"Sampling temperature, or 'default' to send none (default: {defaults.TEMPERATURE}).",
+        ),
     ] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling (default: not sent).")] = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help=f"Max tokens per response (default: {defaults.MAX_TOKENS}).")
+    ] = None,
+    token_limit_field: Annotated[
+        str | None,
+        typer.Option(
+            "--token-limit-field",
+            help="Send --max-tokens as max_tokens or max_completion_tokens (OpenAI reasoning models) "
+            f"(default: {defaults.TOKEN_LIMIT_FIELD}).",
+        ),
+    ] = None,
+    reasoning_effort: Annotated[
+        str | None,
+        typer.Option("--reasoning-effort", help="reasoning_effort, e.g. low, medium, high (default: not sent)."),
+    ] = None,
+    extra_body: Annotated[
+        str | None,
+        typer.Option(
+            "--extra-body",
+            help="JSON object merged into every request body, e.g. "
+            """'{"chat_template_kwargs": {"enable_thinking": false}}' (default: none).""",
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Sampling seed sent to the server (default: not sent).")
@@ -145,6 +169,12 @@ def infer(
             "--connect-timeout", help=f"Seconds to open a connection (default: {defaults.DEFAULT_CONNECT_TIMEOUT})."
         ),
     ] = None,
+    rpm: Annotated[
+        int | None, typer.Option("--rpm", help="Requests per minute allowed per endpoint (default: no limit).")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option("--tpm", help="Tokens per minute allowed per endpoint (default: no limit).")
+    ] = None,
     output_dir: Annotated[
         Path | None,
         typer.Option("--output-dir", help=f"Directory for results files (default: {defaults.OUTPUT_DIR})."),
@@ -185,6 +215,9 @@ def infer(
             temperature=temperature,
             top_p=top_p,
             max_tokens=max_tokens,
+            token_limit_field=token_limit_field,
+            reasoning_effort=reasoning_effort,
+            extra_body=extra_body,
             seed=seed,
             stop=stop,
             default_stop=False if no_default_stop else None,
@@ -202,6 +235,8 @@ def infer(
             max_retry_delay=max_retry_delay,
             request_timeout=request_timeout,
             connect_timeout=connect_timeout,
+            rpm=rpm,
+            tpm=tpm,
             output_dir=output_dir,
             output_file=output_file,
         )
