@@ -83,12 +83,24 @@ _QUOTE_HINT = 'in TOML, quote model names that contain "/" or ".": "org/model-1.
 _SHAPES = 'e.g. TOML `"gpt-4o-mini" = { input = 0.15, output = 0.6 }` or JSON `{"gpt-4o-mini": [0.15, 0.6]}`'
 
 
-def _from_value(path: Path, model: str, value: Any) -> Price:
-    where = f"--prices {path}, model {model!r}"
+def parse_price(value: Any, where: str) -> Price | None:
+    """A price written as `[input, output]` or `{input = .., output = ..}`; None for any other shape.
+
+    Raises:
+        ConfigError: a price that is not a non-negative number, prefixed with `where`.
+    """
     if isinstance(value, list | tuple) and len(value) == 2:
         return Price(_number(value[0], where, "input"), _number(value[1], where, "output"))
     if isinstance(value, dict) and "input" in value and "output" in value:
         return Price(_number(value["input"], where, "input"), _number(value["output"], where, "output"))
+    return None
+
+
+def _from_value(path: Path, model: str, value: Any) -> Price:
+    where = f"--prices {path}, model {model!r}"
+    price = parse_price(value, where)
+    if price is not None:
+        return price
     if path.suffix.lower() == ".toml" and isinstance(value, dict) and value:
         # `gpt-4o.mini = [..]` is a dotted key: TOML reads a table `gpt-4o` holding `mini`.
         inner = next(iter(value))
