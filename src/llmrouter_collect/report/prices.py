@@ -48,7 +48,8 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     """Read prices from a TOML, JSON or CSV file (by extension).
 
     Accepted shapes: TOML/JSON `{model: {input = .., output = ..}}` or `{model: [in, out]}`, optionally
-    under a top-level `prices` table; CSV with a header `model,input,output`.
+    under a top-level `prices` table; CSV with a header `model,input,output`; a fleet file (TOML with
+    `[[models]]`, see `..fleet`), whose models' `price` entries are read.
 
     Raises:
         ConfigError: naming the file, the model or row, and the field.
@@ -72,6 +73,11 @@ def load_prices_file(path: Path) -> dict[str, Price]:
             f"--prices {path}: not valid {suffix[1:].upper()}: {err}",
             hint=_QUOTE_HINT if suffix == ".toml" else _SHAPES,
         ) from None
+    if suffix == ".toml" and isinstance(data, dict) and "models" in data:
+        from ..fleet import fleet_prices, is_fleet  # a fleet file (`collect infer --fleet`): each model's `price`
+
+        if is_fleet(data):
+            return fleet_prices(data, source=f"--prices {path}")
     if isinstance(data, dict) and isinstance(data.get("prices"), dict):
         data = data["prices"]
     if not isinstance(data, dict):
