@@ -65,24 +65,21 @@ temperature = 0.5
     return path
 
 
-def collect(*args: str, key: str = ALPHA_KEY, start: bool = False) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    env = {**os.environ, "COLUMNS": "200", "ALPHA_KEY": key}
-    command = [sys.executable, "-m", "llmrouter_collect", *args]
-    if start:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+def cli_env(key: str) -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "ALPHA_KEY": key}
 
 
 def run(*args: str, key: str = ALPHA_KEY) -> subprocess.CompletedProcess[str]:
-    result = collect(*args, key=key)
-    assert isinstance(result, subprocess.CompletedProcess)
-    return result
+    """`collect ARGS` to its end, with alpha's key (or `key`) in ALPHA_KEY."""
+    command = [sys.executable, "-m", "llmrouter_collect", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=cli_env(key), timeout=120)
 
 
 def start(*args: str) -> subprocess.Popen[str]:
-    proc = collect(*args, start=True)
-    assert isinstance(proc, subprocess.Popen)
-    return proc
+    """`collect ARGS` in the background (stderr captured)."""
+    command = [sys.executable, "-m", "llmrouter_collect", *args]
+    env = cli_env(ALPHA_KEY)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def assert_no_secret(directory: Path, *texts: str, secret: str = ALPHA_KEY) -> None:
@@ -175,6 +172,7 @@ def test_a_refused_model_does_not_stop_the_other(
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "error: alpha: " in result.stderr and "401" in result.stderr
+    assert "check the key in ALPHA_KEY" in result.stderr  # the hint names the variable, not --api-key
     assert "error" in result.stderr[result.stderr.index("fleet") :]  # the summary table says which model failed
     assert_complete(tmp_path / "results" / "beta_problems.jsonl", 4, 2)
     assert not (tmp_path / "results" / "alpha_problems.jsonl").exists()  # a refused run leaves no empty file

@@ -173,3 +173,11 @@ def test_prices_come_from_the_fleet_file_without_needing_keys(tmp_path: Path) ->
     path.write_text("[[models]]\nname = 'a'\nprice = 'cheap'\n")
     with pytest.raises(ConfigError, match=r"--prices .*fleet.toml, model 'a': `price` must be"):
         load_prices_file(path)
+
+
+def test_the_example_fleet_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "fleet.toml"
+    models = load_fleet(example, load_settings(), {"OPENAI_API_KEY": "sk-example"})
+    assert [m.name for m in models] == ["Qwen/Qwen2.5-1.5B-Instruct", "gpt-4o-mini"]
+    assert models[1].settings.api_mode == "remote" and models[1].settings.api_key_value == "sk-example"
+    assert all(m.settings.k_responses == 5 and m.price is not None for m in models)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..console import err_console, info, print_error, warn
-from ..errors import CollectError, ConfigError
+from ..errors import CollectError, ConfigError, EndpointError
 from ._common import run_or_exit
 from .infer import print_plan, status_line
 
@@ -88,6 +88,7 @@ def _status(outcome: FleetOutcome) -> str:
 
 def print_fleet_summary(outcomes: Sequence[FleetOutcome]) -> None:
     """One table, one row per model (stderr), then each model's error or what is left to retry."""
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title="fleet", title_justify="left", show_edge=False, pad_edge=False)
@@ -113,7 +114,15 @@ def print_fleet_summary(outcomes: Sequence[FleetOutcome]) -> None:
             result,
             end_section=False,
         )
-    err_console.print(table, crop=False)
+    # Never cut a path or a URL: widen the console to the table's natural width (a narrow terminal then wraps
+    # its lines, losing nothing), as `collect report` does, and put the width back.
+    width = err_console.width
+    natural = Measurement.get(err_console, err_console.options.update(width=10_000), table).maximum
+    err_console.width = max(width, natural)
+    try:
+        err_console.print(table, crop=False)
+    finally:
+        err_console.width = width
     for outcome in outcomes:
         _print_problem(outcome)
         for message, count in outcome.stats.errors_by_message.most_common(3):
@@ -124,8 +133,13 @@ def print_fleet_summary(outcomes: Sequence[FleetOutcome]) -> None:
 
 def _print_problem(outcome: FleetOutcome) -> None:
     """A model's error (or why it stopped asking), as `error: MODEL: message` and its hint."""
-    if outcome.error is not None:
-        print_error(CollectError(f"{outcome.name}: {outcome.error.message}", hint=outcome.error.hint))
+    error = outcome.error
+    if error is not None:
+        hint = error.hint
+        variable = outcome.model.api_key_env
+        if isinstance(error, EndpointError) and error.status in (401, 403) and variable:
+            hint = f"check the key in {variable} (the fleet file's api_key_env for {outcome.name})"
+        print_error(CollectError(f"{outcome.name}: {error.message}", hint=hint))
     elif outcome.summary is not None and outcome.summary.stopped is not None:
         stopped = outcome.summary.stopped
         print_error(CollectError(f"{outcome.name}: {stopped.message}", hint=stopped.hint))
