@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     prompt_template: Path | None = None
     """TOML file with `mcq` and/or `open_ended` templates replacing the built-in prompts."""
 
+    fleet: Path | None = None
+    """TOML file of several models to run at once (`collect infer`), each with its endpoints, limits and key."""
+
     # --- where to ask ------------------------------------------------------------------------------------
     api_mode: Literal["local", "remote"] = defaults.API_MODE
     """`local` (a vLLM server, default http://localhost:8000/v1) or `remote` (OpenAI, key required)."""
@@ -256,6 +259,22 @@ class Settings(BaseSettings):
     def source_of(self, name: str) -> Source:
         """Where the value of field `name` came from (`default` when built directly, not by load_settings)."""
         return self._sources.get(name, "default")
+
+    def updated(self, values: dict[str, Any]) -> Settings:
+        """A copy with `values` in place of every value not given as a flag (validated again).
+
+        For a file named on the command line (the fleet file): it is above the environment and `.env`, below
+        the flags. Its values count as given on the command line (`source_of` says "flag").
+
+        Raises:
+            ValidationError: a value of `values` is invalid.
+        """
+        applied = {name: value for name, value in values.items() if self.source_of(name) != "flag"}
+        settings = type(self).model_validate({**self.model_dump(), **applied})
+        given: dict[str, Source] = dict.fromkeys(applied, "flag")
+        settings._sources = {**self._sources, **given}
+        settings._env_file = self._env_file
+        return settings
 
     @property
     def env_file(self) -> Path | None:

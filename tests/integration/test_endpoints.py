@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -175,5 +176,5 @@ def test_rpm_keeps_each_endpoint_under_its_request_rate(dataset_file: Callable[.
         arrivals = sorted(r.time for r in server.completion_requests())
     assert len(arrivals) == 63
     # A minute's worth (60) may go at once; then one request a second.
-    gaps = [later - earlier for earlier, later in zip(arrivals[59:], arrivals[60:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals[59:])]
     assert len(gaps) == 3 and all(gap >= 0.8 for gap in gaps), gaps

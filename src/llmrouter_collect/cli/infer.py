@@ -32,8 +32,17 @@ def _dashes(token: str) -> str:
 @app.command(no_args_is_help=False, context_settings={"token_normalize_func": _dashes})
 def infer(
     model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Model name as the server knows it (default: a local server's only one)."),
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model name as the server knows it (default: a local server's only one); repeat it to run several "
+            "models at once on the same endpoint.",
+        ),
+    ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", help="TOML file of models to run at once, each with its endpoints, key and limits."),
     ] = None,
     dataset: Annotated[
         str | None,
@@ -197,6 +206,8 @@ def infer(
 
     Example: collect infer --dataset sample --k 5 --api-base http://127.0.0.1:8000/v1
 
+    Several models at once, each into its own file: collect infer --fleet fleet.toml
+
     Ctrl-C, SIGTERM and SIGHUP stop it keeping every finished response (exit 130, 143, 129).
     """
     import asyncio
@@ -207,7 +218,8 @@ def infer(
 
     settings = run_or_exit(
         lambda: load_settings(
-            model=model,
+            model=model[0] if model and len(model) == 1 else None,
+            fleet=fleet,
             dataset=dataset,
             dataset_map=dataset_map,
             num_problems=num_problems,
@@ -241,6 +253,11 @@ def infer(
             output_file=output_file,
         )
     )
+    if settings.fleet is not None or (model and len(model) > 1):
+        from ._fleet import infer_fleet
+
+        infer_fleet(settings, model if model and len(model) > 1 else None, dry_run=dry_run)
+        return
     hub = [name for name in settings.dataset_names if is_hub_spec(name)]
     if hub:
         info(f"loading {', '.join(hub)} (Hugging Face Hub or its local cache) …")

@@ -48,7 +48,8 @@ def load_prices_file(path: Path) -> dict[str, Price]:
     """Read prices from a TOML, JSON or CSV file (by extension).
 
     Accepted shapes: TOML/JSON `{model: {input = .., output = ..}}` or `{model: [in, out]}`, optionally
-    under a top-level `prices` table; CSV with a header `model,input,output`.
+    under a top-level `prices` table; CSV with a header `model,input,output`; a fleet file (TOML with
+    `[[models]]`, see `..fleet`), whose models' `price` entries are read.
 
     Raises:
         ConfigError: naming the file, the model or row, and the field.
@@ -72,6 +73,11 @@ def load_prices_file(path: Path) -> dict[str, Price]:
             f"--prices {path}: not valid {suffix[1:].upper()}: {err}",
             hint=_QUOTE_HINT if suffix == ".toml" else _SHAPES,
         ) from None
+    if suffix == ".toml" and isinstance(data, dict) and "models" in data:
+        from ..fleet import fleet_prices, is_fleet  # a fleet file (`collect infer --fleet`): each model's `price`
+
+        if is_fleet(data):
+            return fleet_prices(data, source=f"--prices {path}")
     if isinstance(data, dict) and isinstance(data.get("prices"), dict):
         data = data["prices"]
     if not isinstance(data, dict):
@@ -83,12 +89,24 @@ _QUOTE_HINT = 'in TOML, quote model names that contain "/" or ".": "org/model-1.
 _SHAPES = 'e.g. TOML `"gpt-4o-mini" = { input = 0.15, output = 0.6 }` or JSON `{"gpt-4o-mini": [0.15, 0.6]}`'
 
 
-def _from_value(path: Path, model: str, value: Any) -> Price:
-    where = f"--prices {path}, model {model!r}"
+def parse_price(value: Any, where: str) -> Price | None:
+    """A price written as `[input, output]` or `{input = .., output = ..}`; None for any other shape.
+
+    Raises:
+        ConfigError: a price that is not a non-negative number, prefixed with `where`.
+    """
     if isinstance(value, list | tuple) and len(value) == 2:
         return Price(_number(value[0], where, "input"), _number(value[1], where, "output"))
     if isinstance(value, dict) and "input" in value and "output" in value:
         return Price(_number(value["input"], where, "input"), _number(value["output"], where, "output"))
+    return None
+
+
+def _from_value(path: Path, model: str, value: Any) -> Price:
+    where = f"--prices {path}, model {model!r}"
+    price = parse_price(value, where)
+    if price is not None:
+        return price
     if path.suffix.lower() == ".toml" and isinstance(value, dict) and value:
         # `gpt-4o.mini = [..]` is a dotted key: TOML reads a table `gpt-4o` holding `mini`.
         inner = next(iter(value))
