@@ -94,6 +94,7 @@ class ShardCheck:
     _owner: dict[tuple[str, str], Path] = field(default_factory=dict)
     _spec_of: dict[Path, ShardSpec] = field(default_factory=dict)
     _seen: dict[str, set[ShardSpec]] = field(default_factory=dict)
+    _parsed: dict[str, ShardSpec] = field(default_factory=dict)
 
     def add(self, model: str, unique_id: str, shard: object, path: Path) -> None:
         """Note that `path` holds `model`'s record of problem `unique_id` from shard `shard` (a record's field).
@@ -101,7 +102,9 @@ class ShardCheck:
         Raises:
             GradeError: another shard file of the same model holds this problem, or `shard` is not I/N.
         """
-        spec = _record_shard(shard, path, unique_id)
+        spec = self._parsed.get(shard) if isinstance(shard, str) else None
+        if spec is None:
+            spec = self._parsed[str(shard)] = _record_shard(shard, path, unique_id)
         self._spec_of.setdefault(path, spec)
         self._seen.setdefault(model, set()).add(spec)
         owner = self._owner.setdefault((model, unique_id), path)
