@@ -32,6 +32,7 @@ from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
 from .records import FIELD_LABELS, RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso, problem_signature
 from .settings import Settings
+from .shards import select_shard
 from .store import (
     WRITABLE_HINT,
     FileState,
@@ -175,13 +176,19 @@ def output_path(settings: Settings, model: str) -> Path:
         given = Path(settings.output_file).expanduser()
         return given if given.is_absolute() or len(given.parts) > 1 else settings.output_dir / given
     safe_model = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
-    return settings.output_dir / f"{safe_model}_{dataset_label(settings.dataset_names)}.jsonl"
+    shard = settings.shard_spec.file_suffix if settings.shard_spec else ""  # one model's shards side by side
+    return settings.output_dir / f"{safe_model}_{dataset_label(settings.dataset_names)}{shard}.jsonl"
 
 
 def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
     """Name the first run field (model, endpoint, generation, prompt) where a file and this run differ."""
     if not existing:
         return None
+    if existing.get("shard") != current.get("shard"):  # absent: a run over every problem (and older files)
+        return (
+            f"shard: the file belongs to {_shard_name(existing.get('shard'))}, "
+            f"this run is {_shard_name(current.get('shard'))} (--shard)"
+        )
     flags = {
         "model": "--model",
         "endpoint": "--endpoint",
@@ -213,6 +220,10 @@ def identity_mismatch(existing: dict[str, Any] | None, current: dict[str, Any]) 
             )
             return f"{key}: {what} ({flags[key]})"
     return None
+
+
+def _shard_name(shard: Any) -> str:
+    return f"shard {shard}" if shard is not None else "no shard (every problem)"
 
 
 def split_tokens(total: int, weights: list[int]) -> list[int]:
@@ -685,6 +696,10 @@ class RunPlan:
     """The most good responses the file holds for one of this run's problems (may exceed k)."""
     first_prompt: str | list[dict[str, str]] | None
     """The first prompt to be sent (chat messages or completion text), or None when nothing is to be asked."""
+    shard: str | None = None
+    """`I/N` when the run asks one shard of the selection (`--shard`), else None."""
+    selected: int = 0
+    """Problems of the selection (`--num-problems`) before the shard was taken (`problems` when not sharded)."""
 
     @property
     def responses_total(self) -> int:
@@ -713,6 +728,7 @@ def _plan(
     api_base: str,
     path: Path | None,
     state: FileState,
+    selected: int,
 ) -> tuple[RunPlan, PlannedRuns]:
     planned = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
     known = [state.problems[p.unique_id] for p in problems if p.unique_id in state.problems]
@@ -740,6 +756,8 @@ def _plan(
         responses_held=sum(min(state.good, settings.k_responses) for state in known),
         most_held=max((state.good for state in known), default=0),
         first_prompt=first,
+        shard=settings.shard,
+        selected=selected,
     )
     return plan, planned
 
@@ -837,7 +855,8 @@ async def _infer(
     for notice in settings.api_base_notices:
         warn(notice)
     templates = load_templates(settings.prompt_template)
-    problems = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
+    selection = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
+    problems = select_shard(selection, settings.shard_spec)  # after the subset: the N shards make the selection
     stats.problems_total = len(problems)
     # One connection more per endpoint than requests in flight: a GET /models probe must never queue behind busy
     # connections (aiohttp hands a freed keep-alive connection to the next request before a waiting one).
@@ -874,7 +893,7 @@ async def _infer(
     async with http:
         try:
             return await _infer_with(
-                settings, pool, stats, warn, on_output, on_plan, templates, problems, dry_run=dry_run
+                settings, pool, stats, warn, on_output, on_plan, templates, problems, len(selection), dry_run=dry_run
             )
         finally:
             await pool.aclose()
@@ -889,10 +908,12 @@ async def _infer_with(
     on_plan: Callable[[RunPlan], None],
     templates: Templates,
     problems: list[Problem],
+    selected: int,
     *,
     dry_run: bool,
 ) -> InferSummary | RunPlan:
-    """The run once its settings, problems and endpoints are known: choose the model, plan, ask."""
+    """The run once its settings, problems (`selected`: before the shard was taken) and endpoints are known:
+    choose the model, plan, ask."""
     model, model_source = await _choose_model(pool, settings, warn, dry_run=dry_run)
     plan_args: dict[str, Any] = {
         "settings": settings,
@@ -901,6 +922,7 @@ async def _infer_with(
         "model": model,
         "model_source": model_source,
         "api_base": pool.base_url,
+        "selected": selected,
     }
     params = GenerationParams(
         model=model or "",
@@ -920,6 +942,8 @@ async def _infer_with(
         "generation": params.as_record(),
         "prompt_fingerprint": templates.fingerprint(problems),
     }
+    if settings.shard:
+        identity["shard"] = settings.shard  # on every record and in the meta file; resume checks it
     if dry_run:
         path = output_path(settings, model or "") if model is not None or settings.output_file else None
         state = scan(real_path(path)) if path is not None and path.exists() else FileState()

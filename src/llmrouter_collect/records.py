@@ -8,6 +8,8 @@ A results line ("Inference Results Format") is a dict::
      attempts, created_at, updated_at,
      responses: [Response, ...]}
 
+plus `shard` ("I/N") on the records of a `collect infer --shard I/N` run (absent: every problem was asked).
+
 A Response is::
 
     {index, full_response, reasoning_content, finish_reason, usage, latency_s, obtained_via, created_at, error}

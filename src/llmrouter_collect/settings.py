@@ -37,6 +37,7 @@ from .defaults import (  # noqa: F401  (named here too: settings is where reader
     REMOTE_API_BASE,
 )
 from .errors import ConfigError
+from .shards import ShardSpec, parse_shard
 
 ENV_PREFIX = "COLLECT_"
 ENV_FILE_VAR = "COLLECT_ENV_FILE"
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     """TOML file mapping the columns of `hf:` datasets (and of other-schema local files) onto the unified fields."""
     num_problems: int | Literal["all"] = defaults.NUM_PROBLEMS
     """How many problems (a fixed subset spread over categories), or `all`."""
+    shard: str | None = None
+    """`I/N`: ask only shard I of N of those problems (by a hash of unique_id), e.g. one of N machines; unset: all."""
     k_responses: int = Field(default=defaults.K_RESPONSES, ge=1)
     """Responses (samples) per problem."""
     temperature: Annotated[float, Field(ge=0.0)] | None = defaults.TEMPERATURE
@@ -221,6 +224,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("shard", mode="before")
+    @classmethod
+    def _parse_shard(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            return str(parse_shard(value))  # its ValueError names the form expected
+        return None if isinstance(value, str) else value
+
     @field_validator("stop", mode="before")
     @classmethod
     def _parse_stop(cls, value: Any) -> Any:
@@ -332,6 +342,11 @@ class Settings(BaseSettings):
             if item not in merged:
                 merged.append(item)
         return merged
+
+    @property
+    def shard_spec(self) -> ShardSpec | None:
+        """The shard this run asks (`--shard I/N`), or None for every problem."""
+        return parse_shard(self.shard) if self.shard else None
 
     @property
     def dataset_names(self) -> list[str]:

@@ -60,6 +60,13 @@ def infer(
         str | None,
         typer.Option("--num-problems", "-n", help=f"N (a fixed subset) or 'all' (default: {defaults.NUM_PROBLEMS})."),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="I/N: ask only shard I of N of the problems (one of N machines; by a hash of each problem id).",
+        ),
+    ] = None,
     k_responses: Annotated[
         int | None,
         typer.Option("--k-responses", "--k", "-k", help=f"Responses per problem (default: {defaults.K_RESPONSES})."),
@@ -223,6 +230,7 @@ def infer(
             dataset=dataset,
             dataset_map=dataset_map,
             num_problems=num_problems,
+            shard=shard,
             k_responses=k_responses,
             temperature=temperature,
             top_p=top_p,
@@ -288,6 +296,8 @@ def print_plan(plan: RunPlan) -> None:
     source = "" if plan.model_source == "given" else f" ({plan.model_source})"
     info(f"model     {model}{source}")
     info(f"endpoint  {plan.api_base} ({plan.endpoint})")
+    if plan.shard is not None:
+        info(f"shard     {plan.shard}: {plan.problems} of {plan.selected} problems")
     work = f"{plan.problems} problems × k={plan.k} = {plan.responses_total} responses"
     done = f"already done: {plan.problems_done} problems ({plan.responses_held} responses)"
     left = f"to ask: {plan.responses_to_ask} responses for {plan.problems_to_ask} problems"

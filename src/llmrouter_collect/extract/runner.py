@@ -14,6 +14,7 @@ import orjson
 
 from ..errors import CollectError, GradeError, StoreError
 from ..fileio import atomic_open
+from ..shards import ShardCheck
 from ..store import iter_records, loads_line
 from . import (
     EXTRACTOR_VERSION,
@@ -90,15 +91,45 @@ def is_graded_name(path: Path) -> bool:
     return path.name.endswith(GRADED_SUFFIX)
 
 
-def _already_graded(path: Path) -> bool:
-    """True when the file's first record carries `extractor_version` (an output of `extract`, renamed)."""
+def _first_record(path: Path) -> dict[str, Any] | None:
+    """The file's first line as a JSON object, or None (unreadable, not JSON, not an object)."""
     try:
         with path.open("rb") as handle:
             first = handle.readline(1 << 24)
         record = loads_line(first)
     except (OSError, orjson.JSONDecodeError):
-        return False
-    return isinstance(record, dict) and "extractor_version" in record
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _already_graded(path: Path) -> bool:
+    """True when the file's first record carries `extractor_version` (an output of `extract`, renamed)."""
+    record = _first_record(path)
+    return record is not None and "extractor_version" in record
+
+
+def check_shard_overlaps(sources: list[Path]) -> None:
+    """Refuse shard files (`collect infer --shard`) of one model that hold the same problem, before any is graded.
+
+    Each file is graded on its own, but the graded copies are read together by `collect report`, which refuses
+    such an overlap too: better said before the grading than after it. Only models with two or more shard
+    files are read (their problem ids only matter).
+
+    Raises:
+        GradeError: two shard files of one model hold the same problem (both files and the problem named).
+    """
+    by_model: dict[str, list[Path]] = {}
+    for path in sources:
+        first = _first_record(path)
+        if first is not None and first.get("shard") is not None:
+            by_model.setdefault(str(first.get("model")), []).append(path)
+    check = ShardCheck()
+    for files in by_model.values():
+        if len(files) < 2:
+            continue
+        for path in files:
+            for record in iter_records(path):
+                check.add(str(record.get("model")), str(record.get("unique_id")), record.get("shard"), path)
 
 
 def default_output(input_file: Path) -> Path:
@@ -534,10 +565,13 @@ def grade_path(
     `on_file(source, target)` is called before each file, `on_record(n)` after each record written.
 
     Raises:
-        GradeError: when the paths themselves are wrong (see `plan`); a bad file in a directory is yielded as
-            a FileFailure and the other files are still graded.
+        GradeError: when the paths themselves are wrong (see `plan`), or shard files of one model overlap (see
+            `check_shard_overlaps`); a bad file in a directory is yielded as a FileFailure and the other files
+            are still graded.
     """
     pairs = plan(input_path, output)
+    if len(pairs) > 1:
+        check_shard_overlaps([source for source, _ in pairs])
     for source, target in pairs:
         if on_file is not None:
             on_file(source, target)
@@ -559,6 +593,7 @@ __all__ = [
     "FileSummary",
     "Outcome",
     "check_file",
+    "check_shard_overlaps",
     "default_output",
     "describe_grader",
     "grade_file",

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..errors import ConfigError, GradeError
+from ..shards import ShardCheck
 from ..store import iter_records, loads_line
 from .metrics import majority_vote
 
@@ -242,8 +243,10 @@ def load(
 
     Raises:
         GradeError: a file given by name that is not graded, a record without a model or with an unknown
-            outcome, or nothing graded at all. The same model and problem in two files is not an error: the
-            most recently modified file wins, with a warning naming both.
+            outcome, or nothing graded at all; the same model and problem in two shard files (`collect infer
+            --shard`: they must not overlap). Otherwise the same model and problem in two files is not an error:
+            the most recently modified file wins, with a warning naming both. Shard files of a model that miss a
+            shard get a warning naming it.
         ConfigError: an unknown `group_by`.
     """
     if group_by not in GROUP_FIELDS:
@@ -257,8 +260,11 @@ def load(
 
     sinks = list(sinks)
     origin: dict[tuple[str, str], SourceFile] = {}
+    shards = ShardCheck()
     for path, explicit in newest_first(find_files(paths)):
-        _load_file(path, explicit, collection, sinks, origin, note)
+        _load_file(path, explicit, collection, sinks, origin, shards, note)
+    for warning in shards.missing():
+        note(warning)
     for source in collection.sources:
         if source.shadowed:
             newer = ", ".join(str(path) for path in sorted(source.newer))
@@ -325,6 +331,7 @@ def _load_file(
     collection: Collection,
     sinks: list[RecordSink],
     origin: dict[tuple[str, str], SourceFile],
+    shards: ShardCheck,
     note: Callable[[str], None],
 ) -> None:
     source = SourceFile(path=path, status="read")
@@ -374,6 +381,8 @@ def _load_file(
                 hint="records written by `collect infer` name their model; was this file edited?",
             )
         key = (model, str(record["unique_id"]))
+        if record.get("shard") is not None:  # shard files of one model are one run: an overlap is refused
+            shards.add(model, key[1], record["shard"], path)
         winner = origin.get(key)
         if winner is not None:
             source.shadowed += 1
