@@ -18,7 +18,8 @@ from ..errors import ServerError
 from ._argv import API_KEY_ENV, base_url, build_argv
 from ._logs import LOG_TAIL_LINES, _indent, _shorten, _signal_name, read_log_tail, summarize_log
 from ._ports import check_port_free
-from ._procs import POLL_INTERVAL, _pgid_of, _start_ticks, _terminate_group, is_running, leader_alive
+from ._procs import POLL_INTERVAL, _pgid_of, _start_ticks, _terminate_groups, is_running, leader_alive
+from ._replicas import CUDA_DEVICES_ENV, Replica, plan_replicas
 from ._signals import StartInterrupted, _interrupts_ignored, _signals_deferred, _termination_as_interrupt
 from ._state import (
     LOG_DIR_NAME,
@@ -57,7 +58,8 @@ def start_server(
     it cannot be interrupted by signals (they go to the main thread); it still records before anything else.
 
     Args:
-        settings: model, host, port, timeouts, vLLM command, state directory, API key.
+        settings: model, host, port, timeouts, vLLM command, state directory, API key (`replicas` must be 1;
+            `start_servers` starts a replica set).
         extra: arguments passed to vLLM unchanged, after the ones built from settings.
         on_wait: called about twice a second with the seconds waited so far and the server's log file.
         on_interrupt: called on Ctrl-C (or SIGTERM, SIGHUP), before the half-started server is stopped (which
@@ -72,7 +74,37 @@ def start_server(
         KeyboardInterrupt: Ctrl-C while starting, or (as StartInterrupted, with its `signum`) SIGTERM or SIGHUP
             inside `termination_as_interrupt`; raised after the server was stopped.
     """
-    argv = build_argv(settings, extra)
+    if settings.replicas != 1:
+        raise ServerError(
+            f"start_server starts one server, not --replicas {settings.replicas}", hint="use start_servers"
+        )
+    return start_servers(settings, extra, on_wait, on_interrupt)[0]
+
+
+def start_servers(
+    settings: Settings,
+    extra: Sequence[str] = (),
+    on_wait: Callable[[float, Path], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
+) -> list[ServerInfo]:
+    """Start `settings.replicas` vLLM servers on consecutive ports (each with its own GPUs) and wait for all.
+
+    As `start_server`, for each replica: every port is checked before any server is launched; the servers start
+    at once and are recorded (one state entry each, naming their set) before a signal can interrupt; this returns
+    when all answer. If one fails (exits, times out) or the start is interrupted, every replica is stopped and
+    forgotten, and the error names the replica that failed and its log.
+
+    Returns:
+        The state entries of the replicas, in order (replica i on `settings.port + i`).
+
+    Raises:
+        ServerError: as `start_server`, naming the replica; also too few devices in CUDA_VISIBLE_DEVICES.
+        KeyboardInterrupt: as `start_server`, after every replica was stopped.
+    """
+    replicas = plan_replicas(
+        settings.port, settings.replicas, settings.gpus_per_replica, os.environ.get(CUDA_DEVICES_ENV)
+    )
+    argvs = [build_argv(_for_port(settings, replica.port), extra) for replica in replicas]
     state_dir = resolve_state_dir(settings)
     env = dict(os.environ)
     if settings.api_key_value:
@@ -81,7 +113,7 @@ def start_server(
     # meanwhile they raise StartInterrupted, and once it is stopped they end the program as they would have.
     with _termination_as_interrupt() as taken_over:
         try:
-            return _start(settings, argv, env, state_dir, on_wait, on_interrupt)
+            return _start(settings, replicas, argvs, env, state_dir, on_wait, on_interrupt)
         except StartInterrupted as interrupt:
             if interrupt.signum in taken_over:
                 for sig in taken_over:
@@ -90,79 +122,113 @@ def start_server(
             raise
 
 
+def _for_port(settings: Settings, port: int) -> Settings:
+    """The same settings for the replica on `port`."""
+    return settings if port == settings.port else settings.model_copy(update={"port": port})
+
+
 def _start(
     settings: Settings,
-    argv: list[str],
+    replicas: list[Replica],
+    argvs: list[list[str]],
     env: dict[str, str],
     state_dir: Path,
     on_wait: Callable[[float, Path], None] | None,
     on_interrupt: Callable[[], None] | None,
-) -> ServerInfo:
-    process: subprocess.Popen[bytes] | None = None
-    info: ServerInfo | None = None
+) -> list[ServerInfo]:
+    processes: list[subprocess.Popen[bytes]] = []
+    infos: list[ServerInfo] = []
+    group = replicas[0].port if len(replicas) > 1 else None
     try:
         # Check, launch and record under the state lock, so two commands cannot both claim one port.
         with _state_lock(state_dir):
             servers = _read_state(state_dir)
-            _check_no_server_on_port(servers, settings)
-            check_port_free(settings.host, settings.port)
-            # From launch to record no signal may interrupt: a server nobody recorded would hold the GPU with
-            # nothing to stop it. One that arrives meanwhile takes effect right after (the except below).
-            with _signals_deferred():
-                process, log_path = _launch(argv, env, state_dir / LOG_DIR_NAME, settings.port)
-                info = ServerInfo(
-                    port=settings.port,
-                    host=settings.host,
-                    url=base_url(settings.host, settings.port),
-                    pid=process.pid,
-                    pgid=_pgid_of(process.pid),
-                    model=settings.model or "",
-                    argv=argv,
-                    log=str(log_path),
-                    started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    start_ticks=_start_ticks(process.pid),
-                    api_key_set=settings.api_key_value is not None,
-                )
-                _write_state(state_dir, [*(other for other in servers if other.port != info.port), info])
-        answer = wait_until_ready(info, process, settings.serve_timeout, settings.api_key_value, on_wait)
-        ready = replace(
-            info,
-            served_models=_model_ids(answer),
-            max_model_len=_max_model_len(answer),
-            ready_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            for replica in replicas:
+                _check_no_server_on_port(servers, settings, replica.port)
+            for replica in replicas:  # every port before any launch: a busy one starts nothing
+                check_port_free(settings.host, replica.port, hint=_ports_hint(replicas))
+            for replica, argv in zip(replicas, argvs, strict=True):
+                replica_env = env if replica.devices is None else {**env, CUDA_DEVICES_ENV: replica.devices}
+                # From launch to record no signal may interrupt: a server nobody recorded would hold the GPU with
+                # nothing to stop it. One that arrives meanwhile takes effect right after (the except below).
+                with _signals_deferred():
+                    shown = f"{CUDA_DEVICES_ENV}={replica.devices} " if replica.devices is not None else ""
+                    process, log_path = _launch(argv, replica_env, state_dir / LOG_DIR_NAME, replica.port, shown)
+                    processes.append(process)
+                    infos.append(
+                        ServerInfo(
+                            port=replica.port,
+                            host=settings.host,
+                            url=base_url(settings.host, replica.port),
+                            pid=process.pid,
+                            pgid=_pgid_of(process.pid),
+                            model=settings.model or "",
+                            argv=argv,
+                            log=str(log_path),
+                            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                            start_ticks=_start_ticks(process.pid),
+                            api_key_set=settings.api_key_value is not None,
+                            replica=replica.index,
+                            replicas=replica.count,
+                            group=group,
+                            devices=replica.devices,
+                        )
+                    )
+                    ports = {info.port for info in infos}
+                    _write_state(state_dir, [*(other for other in servers if other.port not in ports), *infos])
+        answers = _wait_all_ready(
+            list(zip(infos, processes, strict=True)), settings.serve_timeout, settings.api_key_value, on_wait
         )
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        ready = [
+            replace(info, served_models=_model_ids(answer), max_model_len=_max_model_len(answer), ready_at=now)
+            for info, answer in zip(infos, answers, strict=True)
+        ]
+        by_pid = {info.pid: info for info in ready}
         with _state_lock(state_dir):
             servers = _read_state(state_dir)
-            _write_state(state_dir, [ready if other.pid == info.pid else other for other in servers])
+            _write_state(state_dir, [by_pid.get(other.pid, other) for other in servers])
     except BaseException as failure:
-        if process is not None:
-            with _interrupts_ignored():  # a second Ctrl-C must not leave the half-started server behind
+        if processes:
+            with _interrupts_ignored():  # a second Ctrl-C must not leave a half-started server behind
                 if on_interrupt is not None and isinstance(failure, KeyboardInterrupt):
                     with contextlib.suppress(Exception):  # e.g. a closed terminal: the clean-up comes first
                         on_interrupt()
-                _terminate_group(info or _unrecorded(process, settings), process, STARTUP_STOP_GRACE)
-                if info is not None:
+                launched = [
+                    (infos[index] if index < len(infos) else _unrecorded(process, settings), process)
+                    for index, process in enumerate(processes)
+                ]
+                _terminate_groups(launched, STARTUP_STOP_GRACE)
+                for info in infos:
                     with contextlib.suppress(ServerError):  # a state file we cannot write: the error is raised
                         _remove_entry(state_dir, info)
         raise
     return ready
 
 
-def _check_no_server_on_port(servers: list[ServerInfo], settings: Settings) -> None:
+def _ports_hint(replicas: list[Replica]) -> str | None:
+    """For a replica set, the hint of a busy port says which ports the set needs (None: the usual hint)."""
+    if len(replicas) == 1:
+        return None
+    return (
+        f"--replicas {len(replicas)} uses ports {replicas[0].port}-{replicas[-1].port}: stop whatever uses the "
+        "busy one (`collect serve status` lists servers started by collect) or pick a --port where all are free"
+    )
+
+
+def _check_no_server_on_port(servers: list[ServerInfo], settings: Settings, port: int) -> None:
     """Fail if the state file has a server on the port that still runs (whole or broken)."""
     for other in servers:
-        if other.port == settings.port and is_running(other) and not leader_alive(other):
+        if other.port == port and is_running(other) and not leader_alive(other):
             raise ServerError(
-                f"the server collect started on port {settings.port} (pid {other.pid}) died, "
+                f"the server collect started on port {port} (pid {other.pid}) died, "
                 "but processes of its group still run",
-                hint=f"end them first: collect serve stop --port {settings.port}{_state_flag(settings)}",
+                hint=f"end them first: collect serve stop --port {port}{_state_flag(settings)}",
             )
-        if other.port == settings.port and is_running(other):
+        if other.port == port and is_running(other):
             raise ServerError(
-                f"a server started by collect already runs on port {settings.port} "
-                f"(pid {other.pid}, model {other.model})",
-                hint=f"use it at {other.url}, or stop it: "
-                f"collect serve stop --port {settings.port}{_state_flag(settings)}",
+                f"a server started by collect already runs on port {port} (pid {other.pid}, model {other.model})",
+                hint=f"use it at {other.url}, or stop it: collect serve stop --port {port}{_state_flag(settings)}",
             )
 
 
@@ -181,32 +247,48 @@ def _unrecorded(process: subprocess.Popen[bytes], settings: Settings) -> ServerI
     )
 
 
-def running_twin(settings: Settings, extra: Sequence[str] = ()) -> ServerInfo | None:
-    """A recorded server started with the very command `settings` and `extra` give, ready and answering.
+def running_twins(settings: Settings, extra: Sequence[str] = ()) -> list[ServerInfo] | None:
+    """The recorded servers started with the very command `settings` and `extra` give, all ready and answering.
 
-    Rerunning `collect serve` (a notebook run from the top) can then reuse it instead of failing on the port.
-    It must answer `GET /models` with 200 using the current key, so a server wanting another key is not reused.
+    Rerunning `collect serve` (a notebook run from the top) can then reuse them instead of failing on the port.
+    Each must answer `GET /models` with 200 using the current key, so a server wanting another key is not reused;
+    for a replica set, every replica must be there, with the same devices.
+
+    Returns:
+        The servers (one per replica, in order), or None when any is missing, differs or does not answer.
 
     Raises:
-        ServerError: bad settings (as `build_argv`) or an unreadable state file.
+        ServerError: bad settings (as `build_argv`), too few devices, or an unreadable state file.
     """
-    argv = build_argv(settings, extra)
-    state_dir = resolve_state_dir(settings)
-    for info in _read_state(state_dir):
-        if info.port != settings.port or info.argv != argv or not (info.ready_at or info.served_models):
-            continue
-        if info.api_key_set != (settings.api_key_value is not None) or not leader_alive(info):
+    replicas = plan_replicas(
+        settings.port, settings.replicas, settings.gpus_per_replica, os.environ.get(CUDA_DEVICES_ENV)
+    )
+    recorded = _read_state(resolve_state_dir(settings))
+    twins = []
+    for replica in replicas:
+        argv = build_argv(_for_port(settings, replica.port), extra)
+        twin = next((info for info in recorded if info.port == replica.port and info.argv == argv), None)
+        if twin is None or not (twin.ready_at or twin.served_models):
             return None
-        import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
+        if (twin.devices, twin.replicas, twin.replica) != (replica.devices, replica.count, replica.index):
+            return None
+        if twin.api_key_set != (settings.api_key_value is not None) or not leader_alive(twin):
+            return None
+        if not _answers_with_key(twin.url, settings.api_key_value):
+            return None
+        twins.append(twin)
+    return twins
 
-        key = settings.api_key_value
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            answer = httpx.get(f"{info.url}/models", headers=headers, timeout=httpx.Timeout(5.0, connect=1.0))
-        except httpx.HTTPError:
-            return None
-        return info if answer.status_code == 200 else None
-    return None
+
+def _answers_with_key(url: str, key: str | None) -> bool:
+    import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        answer = httpx.get(f"{url}/models", headers=headers, timeout=httpx.Timeout(5.0, connect=1.0))
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
 
 
 def _state_flag(settings: Settings) -> str:
@@ -214,8 +296,13 @@ def _state_flag(settings: Settings) -> str:
     return f" --state-dir {shlex.quote(str(settings.state_dir))}" if settings.state_dir else ""
 
 
-def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """Run `argv` in a new session (its own process group) with stdout and stderr going to a new log file."""
+def _launch(
+    argv: list[str], env: dict[str, str], log_dir: Path, port: int, shown_env: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Run `argv` in a new session (its own process group) with stdout and stderr going to a new log file.
+
+    The log starts with the command (after `shown_env`, the variables set for it that may be shown).
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log_path = log_dir / f"vllm-{port}-{stamp}.log"
     try:
@@ -224,7 +311,9 @@ def _launch(argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> t
     except OSError as err:
         raise _state_dir_error(log_dir, err) from None
     with log_file as log:
-        log.write(f"# collect serve: {shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n".encode())
+        log.write(
+            f"# collect serve: {shown_env}{shlex.join(argv)}\n# started {datetime.now(UTC).isoformat()}\n".encode()
+        )
         log.flush()
         try:
             process = subprocess.Popen(
@@ -261,39 +350,68 @@ def wait_until_ready(
     Raises:
         ServerError: the process exited, or `timeout` seconds passed; with the log tail and the command.
     """
+    return _wait_all_ready([(info, process)], timeout, api_key, on_wait)[0]
+
+
+def _wait_all_ready(
+    servers: list[tuple[ServerInfo, subprocess.Popen[bytes]]],
+    timeout: float,
+    api_key: str | None,
+    on_wait: Callable[[float, Path], None] | None,
+) -> list[httpx.Response]:
+    """`wait_until_ready` for several servers at once: the answers in order, once every one answered.
+
+    Raises:
+        ServerError: one exited or did not answer within `timeout` seconds (the first such, named).
+    """
     started = time.monotonic()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    answers: dict[int, httpx.Response] = {}
     import httpx  # on first use: `import llmrouter_collect.server` stays cheap for the CLI
 
     with httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0), headers=headers) as client:
         while True:
-            code = process.poll()
+            for index, (info, process) in enumerate(servers):
+                if index in answers:
+                    continue
+                code = process.poll()
+                if code is not None:
+                    raise _exit_error(info, code, time.monotonic() - started)
+                try:
+                    response = client.get(f"{info.url}/models")
+                except httpx.HTTPError:
+                    response = None
+                if response is not None and response.status_code in (200, 401, 403):
+                    answers[index] = response
+            if len(answers) == len(servers):
+                return [answers[index] for index in range(len(servers))]
             elapsed = time.monotonic() - started
-            if code is not None:
-                raise _exit_error(info, code, elapsed)
-            try:
-                response = client.get(f"{info.url}/models")
-            except httpx.HTTPError:
-                response = None
-            if response is not None and response.status_code in (200, 401, 403):
-                return response
+            waiting = next(info for index, (info, _) in enumerate(servers) if index not in answers)
             if elapsed >= timeout:
-                _, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
+                _, tail = summarize_log(read_log_tail(Path(waiting.log), 400), LOG_TAIL_LINES)
+                stopped = "stopped it" if len(servers) == 1 else f"stopped all {len(servers)} replicas"
                 raise ServerError(
-                    f"vLLM did not answer on {info.url} within {timeout:.0f}s; stopped it. Its log ends:\n"
-                    + _indent(tail),
-                    hint=f"raise --serve-timeout if it was still loading; log: {info.log}\n"
-                    f"rerun by hand: {info.command}",
+                    f"{_prefix(waiting)}vLLM did not answer on {waiting.url} within {timeout:.0f}s; {stopped}. "
+                    "Its log ends:\n" + _indent(tail),
+                    hint=f"raise --serve-timeout if it was still loading; log: {waiting.log}\n"
+                    f"rerun by hand: {waiting.command}",
                 )
             if on_wait is not None:
-                on_wait(elapsed, Path(info.log))
+                on_wait(elapsed, Path(waiting.log))
             time.sleep(POLL_INTERVAL)
+
+
+def _prefix(info: ServerInfo) -> str:
+    """`replica I (port P): ` before an error about a member of a replica set; nothing for a server alone."""
+    return f"{info.label}: " if info.replicas > 1 else ""
 
 
 def _exit_error(info: ServerInfo, code: int, elapsed: float) -> ServerError:
     """The error for a server that exited while starting: vLLM's own error first, then a short log tail."""
     cause, tail = summarize_log(read_log_tail(Path(info.log), 400), LOG_TAIL_LINES)
     hints = [f"log: {info.log}", f"rerun by hand to see more: {info.command}"]
+    if info.replicas > 1:
+        hints.insert(0, f"all {info.replicas} replicas were stopped; the log of {info.label} says why")
     if cause and "unrecognized arguments" in cause:
         hints.insert(0, "a flag after `--` is misspelled or unknown to this vLLM version")
     if cause and "No module named 'vllm'" in cause:
@@ -307,7 +425,9 @@ def _exit_error(info: ServerInfo, code: int, elapsed: float) -> ServerError:
         hints.insert(0, "another command stopped it (e.g. `collect serve stop`), or the system ran out of memory")
     else:
         ended = f"exited with code {code}"
-    message = f"vLLM {ended} during start-up (after {elapsed:.0f}s)" + (f": {_shorten(cause)}" if cause else "")
+    message = f"{_prefix(info)}vLLM {ended} during start-up (after {elapsed:.0f}s)" + (
+        f": {_shorten(cause)}" if cause else ""
+    )
     return ServerError(f"{message}\nits log ends:\n{_indent(tail)}", hint="\n".join(hints))
 
 

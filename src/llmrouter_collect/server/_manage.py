@@ -1,4 +1,4 @@
-"""Recorded servers: list them with their state, find one by port, stop one."""
+"""Recorded servers: list them with their state, find a server or replica set by port, stop one."""
 
 from __future__ import annotations
 
@@ -31,34 +31,58 @@ def _answers(url: str) -> bool:
         return False
 
 
-def find_server(state_dir: Path, port: int | None) -> ServerInfo:
-    """The recorded server on `port`, or the only recorded server when `port` is None.
+def find_group(state_dir: Path, port: int | None) -> list[ServerInfo]:
+    """The recorded servers `collect serve` started together (a replica set, or one server), ordered by replica.
+
+    Args:
+        state_dir: where the state file is.
+        port: the port of any server of the set; None for the only set recorded.
 
     Raises:
-        ServerError: none recorded for the port, none at all, or several and no port given.
+        ServerError: none recorded for the port, none at all, or several sets and no port given.
     """
     servers = _read_state(state_dir)
     if port is not None:
-        for info in servers:
-            if info.port == port:
-                return info
-        known = ", ".join(str(info.port) for info in servers) or "none"
-        raise ServerError(
-            f"no server started by collect on port {port} (known ports: {known})",
-            hint=f"see `collect serve status`; logs of stopped servers stay in {state_dir / LOG_DIR_NAME}",
-        )
+        chosen = next((info for info in servers if info.port == port), None)
+        if chosen is None:
+            known = ", ".join(str(info.port) for info in sorted(servers, key=lambda i: i.port)) or "none"
+            raise ServerError(
+                f"no server started by collect on port {port} (known ports: {known})",
+                hint=f"see `collect serve status`; logs of stopped servers stay in {state_dir / LOG_DIR_NAME}",
+            )
+        return _members(servers, chosen.group_port)
     if not servers:
         raise ServerError(
             "no server started by collect is recorded",
             hint=f"start one with `collect serve --model M`; state file: {state_dir / STATE_FILE_NAME}",
         )
-    if len(servers) > 1:
+    groups = sorted({info.group_port for info in servers})
+    if len(groups) > 1:
         ports = ", ".join(str(info.port) for info in sorted(servers, key=lambda i: i.port))
-        example = min(info.port for info in servers)
         raise ServerError(
-            f"several servers are recorded (ports {ports})", hint=f"choose one with --port (e.g. --port {example})"
+            f"several servers are recorded (ports {ports})", hint=f"choose one with --port (e.g. --port {groups[0]})"
         )
-    return servers[0]
+    return _members(servers, groups[0])
+
+
+def _members(servers: list[ServerInfo], group_port: int) -> list[ServerInfo]:
+    return sorted((info for info in servers if info.group_port == group_port), key=lambda info: info.replica)
+
+
+def pick_replica(group: list[ServerInfo], replica: int) -> ServerInfo:
+    """Replica `replica` of a set found by `find_group`.
+
+    Raises:
+        ServerError: the set has no such replica (naming the ones it has).
+    """
+    for info in group:
+        if info.replica == replica:
+            return info
+    have = ", ".join(str(info.replica) for info in group)
+    raise ServerError(
+        f"--replica {replica}: the servers on port {group[0].group_port} have replica {have}",
+        hint="see `collect serve status` (column REPLICA)",
+    )
 
 
 def stop_server(state_dir: Path, info: ServerInfo, grace: float = STOP_GRACE) -> bool:

@@ -12,13 +12,18 @@ from ._argv import _client_host
 from ._logs import _shorten
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, hint: str | None = None) -> None:
     """Fail if something listens on `host:port` or the address cannot be bound.
+
+    Args:
+        host: the address to bind.
+        port: the port.
+        hint: how to fix a busy port, when the usual one ("... or pick --port") does not fit.
 
     Raises:
         ServerError: the port is taken (naming it and how to pick another).
     """
-    hint = "stop whatever uses it (`collect serve status` lists servers started by collect) or pick --port"
+    hint = hint or "stop whatever uses it (`collect serve status` lists servers started by collect) or pick --port"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     connect_host = _client_host(host)
     with socket.socket(family, socket.SOCK_STREAM) as probe:

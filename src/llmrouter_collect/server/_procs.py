@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ServerError
@@ -118,12 +119,16 @@ def _wait_gone(info: ServerInfo, timeout: float) -> bool:
         time.sleep(min(POLL_INTERVAL, 0.2))
 
 
-def _terminate_group(info: ServerInfo, process: subprocess.Popen[bytes], grace: float) -> None:
-    """Stop a server that failed to start: SIGTERM its group, SIGKILL after `grace` s, reap the leader."""
-    if is_running(info):
+def _terminate_groups(launched: Sequence[tuple[ServerInfo, subprocess.Popen[bytes]]], grace: float) -> None:
+    """Stop servers that failed to start: SIGTERM every group at once, SIGKILL after `grace` s, reap the leaders."""
+    running = [info for info, _ in launched if is_running(info)]
+    for info in running:
         _signal_group(info, signal.SIGTERM)
-        if not _wait_gone(info, grace):
+    deadline = time.monotonic() + grace
+    for info in running:
+        if not _wait_gone(info, max(0.0, deadline - time.monotonic())):
             _signal_group(info, signal.SIGKILL)
             _wait_gone(info, 10.0)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5.0)
+    for _, process in launched:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5.0)

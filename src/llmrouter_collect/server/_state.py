@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ServerError
 from ._argv import API_KEY_ENV
+from ._replicas import CUDA_DEVICES_ENV
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -47,6 +48,24 @@ class ServerInfo:
     """When it first answered (None while starting)."""
     max_model_len: int | None = None
     """The context length the server reported on /v1/models (vLLM does; None if unknown)."""
+    replica: int = 0
+    """Its index in a replica set (`collect serve --replicas N`); 0 for a server started alone."""
+    replicas: int = 1
+    """How many servers its replica set has (1: started alone)."""
+    group: int | None = None
+    """The first port of its replica set (None: started alone); status, logs and stop act on the set."""
+    devices: str | None = None
+    """The CUDA_VISIBLE_DEVICES it was given (None: left as it was)."""
+
+    @property
+    def group_port(self) -> int:
+        """The port that names its replica set (its own port when started alone)."""
+        return self.group if self.group is not None else self.port
+
+    @property
+    def label(self) -> str:
+        """`replica I (port P)` for a member of a replica set, else `port P`."""
+        return f"replica {self.replica} (port {self.port})" if self.replicas > 1 else f"port {self.port}"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServerInfo:
@@ -58,6 +77,8 @@ class ServerInfo:
     def command(self) -> str:
         """The command line, quoted for a POSIX shell."""
         prefix = f"{API_KEY_ENV}=... " if self.api_key_set else ""
+        if self.devices is not None:
+            prefix = f"{CUDA_DEVICES_ENV}={shlex.quote(self.devices)} {prefix}"
         return prefix + shlex.join(self.argv)
 
 
