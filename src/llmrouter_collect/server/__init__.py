@@ -17,7 +17,7 @@ Importing this package stays cheap (no httpx, no pydantic): the CLI imports it f
 
 from __future__ import annotations
 
-from ._argv import API_KEY_ENV, base_url, build_argv, model_family_flags
+from ._argv import API_KEY_ENV, base_url, build_argv, build_replica_argvs, model_family_flags
 from ._launch import STARTUP_STOP_GRACE, running_twins, start_server, start_servers, wait_until_ready
 from ._logs import LOG_TAIL_LINES, follow_log, last_log_message, read_log_tail, summarize_log
 from ._manage import find_group, list_servers, pick_replica, stop_server
@@ -49,6 +49,7 @@ __all__ = [
     "StartInterrupted",
     "base_url",
     "build_argv",
+    "build_replica_argvs",
     "check_port_free",
     "default_state_dir",
     "find_group",

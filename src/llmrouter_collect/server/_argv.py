@@ -11,6 +11,7 @@ from ..errors import ServerError
 
 if TYPE_CHECKING:
     from ..settings import Settings
+    from ._replicas import Replica
 
 API_KEY_ENV = "VLLM_API_KEY"
 """vLLM reads its key from this variable, which keeps it out of argv, `ps`, logs and the state file."""
@@ -90,6 +91,20 @@ def build_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     if settings.model_flags:
         argv += model_family_flags(settings.model, extra)
     return [*argv, *extra]
+
+
+def build_replica_argvs(settings: Settings, replicas: Sequence[Replica], extra: Sequence[str] = ()) -> list[list[str]]:
+    """`build_argv` for each replica of a set: the same command, each with its own `--port`.
+
+    Raises:
+        ServerError: as `build_argv`.
+    """
+    return [
+        build_argv(
+            settings if replica.port == settings.port else settings.model_copy(update={"port": replica.port}), extra
+        )
+        for replica in replicas
+    ]
 
 
 def _check_local_model(model: str, command: Sequence[str]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ServerError
-from ._argv import API_KEY_ENV, base_url, build_argv
+from ._argv import API_KEY_ENV, base_url, build_replica_argvs
 from ._logs import LOG_TAIL_LINES, _indent, _shorten, _signal_name, read_log_tail, summarize_log
 from ._ports import check_port_free
 from ._procs import POLL_INTERVAL, _pgid_of, _start_ticks, _terminate_groups, is_running, leader_alive
@@ -104,7 +104,7 @@ def start_servers(
     replicas = plan_replicas(
         settings.port, settings.replicas, settings.gpus_per_replica, os.environ.get(CUDA_DEVICES_ENV)
     )
-    argvs = [build_argv(_for_port(settings, replica.port), extra) for replica in replicas]
+    argvs = build_replica_argvs(settings, replicas, extra)
     state_dir = resolve_state_dir(settings)
     env = dict(os.environ)
     if settings.api_key_value:
@@ -120,11 +120,6 @@ def start_servers(
                     signal.signal(sig, signal.SIG_DFL)
                 signal.raise_signal(interrupt.signum)
             raise
-
-
-def _for_port(settings: Settings, port: int) -> Settings:
-    """The same settings for the replica on `port`."""
-    return settings if port == settings.port else settings.model_copy(update={"port": port})
 
 
 def _start(
@@ -265,8 +260,7 @@ def running_twins(settings: Settings, extra: Sequence[str] = ()) -> list[ServerI
     )
     recorded = _read_state(resolve_state_dir(settings))
     twins = []
-    for replica in replicas:
-        argv = build_argv(_for_port(settings, replica.port), extra)
+    for replica, argv in zip(replicas, build_replica_argvs(settings, replicas, extra), strict=True):
         twin = next((info for info in recorded if info.port == replica.port and info.argv == argv), None)
         if twin is None or not (twin.ready_at or twin.served_models):
             return None
