@@ -25,6 +25,7 @@ _PUBLIC = {
     "grade_path": "llmrouter_collect.extract.runner",
     "run_report": "llmrouter_collect.report.run",
     "start_server": "llmrouter_collect.server",
+    "start_servers": "llmrouter_collect.server",
     "stop_server": "llmrouter_collect.server",
     "iter_records": "llmrouter_collect.store",
 }

@@ -153,7 +153,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     """Address `collect serve` binds."""
     port: int = Field(default=8000, ge=1, le=65535)
-    """Port `collect serve` binds."""
+    """Port `collect serve` binds (the first replica's; replica i binds port + i)."""
+    replicas: int = Field(default=1, ge=1, le=64)
+    """How many vLLM servers `collect serve` starts, on consecutive ports, each with its own GPUs."""
+    gpus_per_replica: int | None = Field(default=None, ge=1)
+    """GPUs per replica: replica i gets devices i*G..i*G+G-1 (of CUDA_VISIBLE_DEVICES, if set). Default: 1 with
+    several replicas; with one, CUDA_VISIBLE_DEVICES is left as it is."""
     max_model_len: int | None = Field(default=None, ge=16)
     """Context length for vLLM (`--max-model-len`); vLLM's default when unset."""
     gpu_util: float = Field(default=0.95, gt=0.0, le=1.0)

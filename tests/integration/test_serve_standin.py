@@ -42,9 +42,16 @@ for flag in ("--max-model-len", "--gpu-memory-utilization", "--dtype", "--tensor
     parser.add_argument(flag)
 parser.add_argument("--enforce-eager", action="store_true")
 args, rest = parser.parse_known_args()
+devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+print("devices", devices, flush=True)
 print("stand-in started with", json.dumps(sys.argv[1:]), flush=True)
 if os.environ.get("STANDIN_MARKER"):
     Path(os.environ["STANDIN_MARKER"]).write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0)}))
+if os.environ.get("STANDIN_MARKER_DIR"):  # one marker per replica, by port
+    marker = Path(os.environ["STANDIN_MARKER_DIR"]) / f"{args.port}.json"
+    marker.write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgid(0)}))
+if devices is not None and devices == os.environ.get("STANDIN_CRASH_DEVICES"):  # one replica of a set fails
+    args.mode = "crash"
 if args.mode == "crash":  # like vLLM: the cause, then a generic error pointing back at it
     time.sleep(0.5)
 
@@ -978,3 +985,127 @@ def test_a_state_file_that_cannot_be_written_stops_the_launched_server(
     assert "cannot use the state directory" in result.stderr and "Traceback" not in result.stderr
     assert list((tmp_path / "state" / "logs").glob(f"vllm-{port}-*.log"))  # it was launched before the write failed
     assert _unrecorded_survivors(standin.split()[1], port, tmp_path / "state")[0] == []  # and stopped
+
+
+# --- replica sets: `collect serve --replicas N` -----------------------------------------------------------------
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that are all free right now."""
+    for _ in range(100):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        probes = []
+        try:
+            for port in range(first, first + count):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise AssertionError(f"no {count} consecutive free ports found")
+
+
+def _group_members_of(marker_dir: Path) -> dict[int, list[int]]:
+    """Live members of each replica's process group, by port (from the markers the stand-ins wrote)."""
+    return {
+        int(path.stem): group_members(json.loads(path.read_text())["pgid"])
+        for path in sorted(marker_dir.glob("*.json"))
+    }
+
+
+def test_replicas_run_on_consecutive_ports_with_their_own_gpus_and_act_as_a_set(
+    serve: Callable[..., Any], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    port = free_ports(2)
+    args = ["--model", "m", "--port", str(port), "--replicas", "2", "--gpus-per-replica", "2"]
+
+    result = serve(args, CUDA_VISIBLE_DEVICES="4,5,6,7")
+
+    assert result.returncode == 0, result.stderr
+    urls = [f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{port + 1}/v1"]
+    lines = result.stdout.splitlines()
+    assert lines[-2:] == [
+        f"api bases: --api-base {urls[0]} --api-base {urls[1]}",
+        f'endpoints = ["{urls[0]}", "{urls[1]}"]',  # a fleet file's TOML line
+    ]
+    state = _state(tmp_path / "state")
+    assert sorted(state) == [port, port + 1]
+    for index, (replica_port, devices) in enumerate([(port, "4,5"), (port + 1, "6,7")]):
+        entry = state[replica_port]
+        assert (entry["replica"], entry["replicas"], entry["group"], entry["devices"]) == (index, 2, port, devices)
+        assert f"devices {devices}\n" in Path(entry["log"]).read_text()  # the process got its slice
+        assert httpx.get(f"{urls[index]}/models", timeout=5).status_code == 200
+        assert len(group_members(entry["pgid"])) == 2
+    assert state[port]["pgid"] != state[port + 1]["pgid"]  # each its own process group
+
+    rows = [line.split() for line in cli(["serve", "status"]).stdout.splitlines()[1:]]
+    assert [(row[0], row[3], row[6], row[7]) for row in rows] == [
+        (str(port), "running", "0/2", "4,5"),
+        (str(port + 1), "running", "1/2", "6,7"),
+    ]
+    both = cli(["serve", "logs", "-n", "5"])  # the only set: no --port needed
+    assert both.returncode == 0, both.stderr
+    assert f"==> replica 0 (port {port})" in both.stdout and f"==> replica 1 (port {port + 1})" in both.stdout
+    one = cli(["serve", "logs", "--port", str(port), "--replica", "1", "-n", "50"])
+    assert f'"--port", "{port + 1}"' in one.stdout and f'"--port", "{port}"' not in one.stdout
+    follow = cli(["serve", "logs", "--follow"])
+    assert follow.returncode == 1 and "add --replica I (0 to 1)" in follow.stderr
+    again = serve(args, CUDA_VISIBLE_DEVICES="4,5,6,7")  # a notebook run from the top reuses the set
+    assert again.returncode == 0 and f"the same 2 replicas already run on ports {port}-{port + 1}" in again.stderr
+
+    stop = cli(["serve", "stop", "--port", str(port + 1)])  # any port of the set stops all of it
+
+    assert stop.returncode == 0, stop.stderr
+    assert (
+        f"stopped the server on port {port} " in stop.stderr
+        and f"stopped the server on port {port + 1} " in stop.stderr
+    )
+    assert all(group_members(entry["pgid"]) == [] for entry in state.values())
+    assert _state(tmp_path / "state") == {}
+
+
+def test_a_busy_port_of_the_set_starts_no_replica(serve: Callable[..., Any], tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    port = free_ports(2)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port + 1))
+        holder.listen()
+        result = serve(["--model", "m", "--port", str(port), "--replicas", "2"], STANDIN_MARKER_DIR=str(markers))
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: port {port + 1} is already in use (by pid {os.getpid()}: {errors[0].split(': ', 2)[2]}"]
+    assert f"--replicas 2 uses ports {port}-{port + 1}" in result.stderr
+    assert list(markers.iterdir()) == []  # not even the replica whose port was free
+    assert _state(tmp_path / "state") == {}
+
+
+def test_one_replica_failing_to_start_stops_the_others(serve: Callable[..., Any], tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    port = free_ports(3)
+
+    result = serve(
+        ["--model", "m", "--port", str(port), "--replicas", "3", "--serve-timeout", "120"],
+        CUDA_VISIBLE_DEVICES="0,1,2",
+        STANDIN_CRASH_DEVICES="1",  # replica 1 fails as vLLM does; replicas 0 and 2 come up
+        STANDIN_MARKER_DIR=str(markers),
+    )
+
+    assert result.returncode == 1
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert first.startswith(f"error: replica 1 (port {port + 1}): vLLM exited with code 1 during start-up")
+    assert "all 3 replicas were stopped; the log of replica 1" in result.stderr
+    assert f"log: {tmp_path / 'state' / 'logs'}/vllm-{port + 1}-" in result.stderr  # its log, to read
+    assert "rerun by hand to see more: CUDA_VISIBLE_DEVICES=1 " in result.stderr
+    members = _group_members_of(markers)
+    assert sorted(members) == [port, port + 1, port + 2]  # all three were launched ...
+    assert all(alive == [] for alive in members.values()), members  # ... and none is left
+    assert _state(tmp_path / "state") == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import json
 import shlex
 import time
 from collections.abc import Iterator
@@ -20,16 +21,17 @@ from ..server import (
     STOP_GRACE,
     ServerInfo,
     StartInterrupted,
-    find_server,
+    find_group,
     follow_log,
     is_running,
     last_log_message,
     leader_alive,
     list_servers,
+    pick_replica,
     read_log_tail,
     resolve_state_dir,
-    running_twin,
-    start_server,
+    running_twins,
+    start_servers,
     stop_server,
     termination_as_interrupt,
 )
@@ -108,7 +110,22 @@ def serve(
     gpu_util: Annotated[
         float | None, typer.Option("--gpu-util", help="Fraction of GPU memory vLLM may use (default 0.95).")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="Port to bind (default 8000).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", "-p", help="Port to bind (default 8000); replica i binds port + i.")
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas", min=1, help="Servers to start on consecutive ports, each on its own GPUs (default 1)."
+        ),
+    ] = None,
+    gpus_per_replica: Annotated[
+        int | None,
+        typer.Option(
+            "--gpus-per-replica",
+            help="GPUs per replica, sliced from CUDA_VISIBLE_DEVICES (default 1 with --replicas; alone: all).",
+        ),
+    ] = None,
     host: Annotated[
         str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1); 0.0.0.0 exposes it.")
     ] = None,
@@ -145,6 +162,7 @@ def serve(
 
     \b
         collect serve --model Qwen/Qwen2.5-1.5B-Instruct --max-model-len 8192 -- --tensor-parallel-size 2
+        collect serve --model Qwen/Qwen2.5-1.5B-Instruct --replicas 4 --gpus-per-replica 1
     """
     extra: list[str] = ctx.meta.get(_EXTRA_KEY, [])
     given: dict[str, Any] = {
@@ -152,6 +170,8 @@ def serve(
         "max_model_len": max_model_len,
         "gpu_util": gpu_util,
         "port": port,
+        "replicas": replicas,
+        "gpus_per_replica": gpus_per_replica,
         "host": host,
         "api_key": api_key,
         "vllm_command": vllm_command,
@@ -176,27 +196,37 @@ def serve(
     settings = run_or_exit(lambda: _load_settings(**given))
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         warn(f"binding {settings.host} without --api-key: anyone who reaches this machine can use the server")
-    twin = run_or_exit(lambda: running_twin(settings, extra))
-    if twin is not None:
-        info(f"the same server already runs on port {twin.port} (since {twin.started_at}); reusing it")
-        _print_ready(twin, settings, key_from_flag=api_key is not None)
+    twins = run_or_exit(lambda: running_twins(settings, extra))
+    if twins is not None:
+        if len(twins) == 1:
+            info(f"the same server already runs on port {twins[0].port} (since {twins[0].started_at}); reusing it")
+        else:
+            ports = f"{twins[0].port}-{twins[-1].port}"
+            info(
+                f"the same {len(twins)} replicas already run on ports {ports} "
+                f"(since {twins[0].started_at}); reusing them"
+            )
+        _print_ready(twins, settings, key_from_flag=api_key is not None)
         return
-    server = run_or_exit(lambda: _start_with_progress(settings, extra))
-    _print_ready(server, settings, key_from_flag=api_key is not None)
+    servers = run_or_exit(lambda: _start_with_progress(settings, extra))
+    _print_ready(servers, settings, key_from_flag=api_key is not None)
 
 
-def _start_with_progress(settings: Settings, extra: list[str]) -> ServerInfo:
+def _start_with_progress(settings: Settings, extra: list[str]) -> list[ServerInfo]:
     label = f"starting vLLM for {settings.model} on port {settings.port}"
+    if settings.replicas > 1:
+        last = settings.port + settings.replicas - 1
+        label = f"starting {settings.replicas} vLLM replicas for {settings.model} on ports {settings.port}-{last}"
     # SIGTERM and SIGHUP (`timeout`, a cancelled job, a closed terminal) are handled like Ctrl-C meanwhile.
     with _progress(label) as on_wait, termination_as_interrupt():
         try:
-            return start_server(
+            return start_servers(
                 settings,
                 extra,
                 on_wait=on_wait,
                 on_interrupt=lambda: err_console.print("interrupted; stopping the server being started …"),
             )
-        except KeyboardInterrupt as interrupt:  # start_server has already stopped the half-started server
+        except KeyboardInterrupt as interrupt:  # start_servers has already stopped the half-started servers
             err_console.print("the server being started was stopped; nothing is left running")
             code = 128 + interrupt.signum if isinstance(interrupt, StartInterrupted) else EXIT_INTERRUPTED
             raise typer.Exit(code) from None
@@ -229,22 +259,36 @@ def _progress(label: str) -> Iterator[Any]:
     yield plain
 
 
-def _print_ready(server: ServerInfo, settings: Settings, key_from_flag: bool) -> None:
-    name = server.served_models[0] if len(server.served_models) == 1 else server.model
+def _print_ready(servers: list[ServerInfo], settings: Settings, key_from_flag: bool) -> None:
+    """What runs and how to use it: URL(s), pids, logs, the `collect infer` command, and the endpoints last."""
+    first = servers[0]
+    name = first.served_models[0] if len(first.served_models) == 1 else first.model
     state_flag = f" --state-dir {shlex.quote(str(settings.state_dir))}" if settings.state_dir else ""
-    infer = f"collect infer --api-base {server.url} --model {shlex.quote(name)}"
-    context = server.max_model_len
+    api_bases = " ".join(f"--api-base {server.url}" for server in servers)
+    infer = f"collect infer {api_bases} --model {shlex.quote(name)}"
+    contexts = [server.max_model_len for server in servers if server.max_model_len is not None]
+    context = min(contexts) if contexts else None
     fitting = max(context // 2, context - PROMPT_ROOM) if context is not None else None
     if fitting is not None and settings.max_tokens > fitting:
         # infer's --max-tokens (default 4096) would not fit: vLLM would refuse every request with HTTP 400.
         infer += f" --max-tokens {fitting}"
-    out_console.print(f"vLLM is ready: {server.url}  (model {name})", markup=False)
-    out_console.print(f"  pid {server.pid}, process group {server.pgid}", markup=False)
-    out_console.print(f"  log {server.log}", markup=False)
+    if len(servers) == 1:
+        out_console.print(f"vLLM is ready: {first.url}  (model {name})", markup=False)
+        out_console.print(f"  pid {first.pid}, process group {first.pgid}", markup=False)
+        out_console.print(f"  log {first.log}", markup=False)
+    else:
+        out_console.print(f"vLLM is ready: {len(servers)} replicas  (model {name})", markup=False)
+        for server in servers:
+            devices = f", CUDA_VISIBLE_DEVICES={server.devices}" if server.devices is not None else ""
+            out_console.print(
+                f"  replica {server.replica}: {server.url}  pid {server.pid}, process group {server.pgid}{devices}",
+                markup=False,
+            )
+            out_console.print(f"    log {server.log}", markup=False)
     if context is not None:
         out_console.print(f"  context {context} tokens (prompt and response together)", markup=False)
     out_console.print(
-        f"next: {infer}\nstop: collect serve stop --port {server.port}{state_flag}",
+        f"next: {infer}\nstop: collect serve stop --port {first.port}{state_flag}",
         markup=False,
     )
     if key_from_flag:
@@ -253,25 +297,34 @@ def _print_ready(server: ServerInfo, settings: Settings, key_from_flag: bool) ->
             "(--api-key, or export COLLECT_API_KEY) — it is stored nowhere",
             markup=False,
         )
+    # The endpoints last, in the two forms that take them: infer's flags and a fleet file's TOML line.
+    out_console.print(f"api bases: {api_bases}", markup=False, highlight=False)
+    out_console.print(f"endpoints = {json.dumps([server.url for server in servers])}", markup=False, highlight=False)
 
 
 @serve_app.command("status")
 def status(
     state_dir: StateDirOption = None,
 ) -> None:
-    """List the servers `collect serve` started: port, pid, process group, state, model, URL and log."""
+    """List the servers `collect serve` started: port, pid, process group, state, model, URL, replica and log.
+
+    REPLICA is `I/N` for replica I of a set started with --replicas N (`-` for a server alone); GPUS is the
+    CUDA_VISIBLE_DEVICES it was given (`-`: left as it was).
+    """
     settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
     directory = resolve_state_dir(settings)
     servers = run_or_exit(lambda: list_servers(directory))
     if not servers:
         info(f"no servers started by collect are recorded (state: {directory})")
         return
-    rows = [("PORT", "PID", "PGID", "STATE", "MODEL", "URL", "LOG")]
+    rows = [("PORT", "PID", "PGID", "STATE", "MODEL", "URL", "REPLICA", "GPUS", "LOG")]
     for entry in servers:
         server = entry.info
         model = ",".join(server.served_models) or server.model  # the name `collect infer --model` needs
         ids = (str(server.port), str(server.pid), str(server.pgid))
-        rows.append((*ids, entry.state, model, server.url, server.log))
+        replica = f"{server.replica}/{server.replicas}" if server.replicas > 1 else "-"
+        devices = server.devices if server.devices is not None else "-"
+        rows.append((*ids, entry.state, model, server.url, replica, devices, server.log))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
@@ -294,16 +347,34 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Print new lines until Ctrl-C or until the server exits.")
     ] = False,
+    replica: Annotated[
+        int | None,
+        typer.Option("--replica", "-r", help="Which replica of a set started with --replicas (default: all)."),
+    ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Show the end of a server's log (the only server, or the one on --port)."""
+    """Show the end of a server's log (the only server, or the one on --port; each replica's, or --replica I's)."""
     settings = run_or_exit(lambda: _load_settings(state_dir=state_dir))
-    server = run_or_exit(lambda: find_server(resolve_state_dir(settings), port))
+    group = run_or_exit(lambda: find_group(resolve_state_dir(settings), port))
+    if replica is not None:
+        group = [run_or_exit(functools.partial(pick_replica, group, replica))]
+    if follow and len(group) > 1:
+        _fail(
+            ServerError(
+                f"the servers on port {group[0].group_port} are {len(group)} replicas: follow one log at a time",
+                hint=f"add --replica I (0 to {len(group) - 1})",
+            )
+        )
+    for server in group:
+        path = Path(server.log)
+        if not path.exists():
+            _fail(ServerError(f"the log {path} of the server on port {server.port} is gone"))
+        if len(group) > 1:
+            out_console.print(f"==> {server.label}: {path} <==", markup=False, highlight=False)
+        for line in read_log_tail(path, lines):
+            out_console.print(line, markup=False, highlight=False)
+    server = group[0]
     path = Path(server.log)
-    if not path.exists():
-        _fail(ServerError(f"the log {path} of the server on port {server.port} is gone"))
-    for line in read_log_tail(path, lines):
-        out_console.print(line, markup=False, highlight=False)
     if follow and not follow_log(path, _write_raw, alive=lambda: is_running(server)):
         info(f"the server on port {server.port} is no longer running; its log ends here")
 
@@ -318,6 +389,8 @@ def stop(
     state_dir: StateDirOption = None,
 ) -> None:
     """Stop a server by the process group collect created (the only server, the one on --port, or --all).
+
+    A replica set started with --replicas stops as a whole: --port names any of its ports.
 
     Nothing to stop is not an error (exit 0, "no server is running"), so clean-up cells and `set -e` scripts can
     always call it; exit 1 is kept for real errors: several servers and no --port, or a server that will not stop.
@@ -335,7 +408,7 @@ def stop(
         where = f" on port {port}" if port is not None else ""
         info(f"no server is running{where}: nothing to stop (none started by collect is recorded in {directory})")
         return
-    targets = recorded if all_servers else [run_or_exit(lambda: find_server(directory, port))]
+    targets = recorded if all_servers else run_or_exit(lambda: find_group(directory, port))
     for server in targets:
         broken = is_running(server) and not leader_alive(server)
         was_running = run_or_exit(functools.partial(stop_server, directory, server, grace))
@@ -345,7 +418,8 @@ def stop(
                 f"had died; log: {server.log})"
             )
         elif was_running:
-            info(f"stopped the server on port {server.port} (pid {server.pid}, model {server.model})")
+            of_set = f"; replica {server.replica} of {server.replicas}" if server.replicas > 1 else ""
+            info(f"stopped the server on port {server.port} (pid {server.pid}, model {server.model}{of_set})")
         else:
             info(
                 f"the server on port {server.port} (pid {server.pid}) had already exited; "
