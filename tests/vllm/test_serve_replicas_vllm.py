@@ -1,4 +1,5 @@
-"""`collect serve --replicas 2` against a real vLLM (CPU build): two servers on two ports, infer on each, one stop.
+"""`collect serve --replicas 2` against a real vLLM (CPU build): two servers on two ports, one infer over both,
+one stop.
 
 No GPU is needed to test the process handling: each replica still gets its own CUDA_VISIBLE_DEVICES (ignored by
 the CPU build) and its own process group.
@@ -76,15 +77,18 @@ def test_two_replicas_serve_on_two_ports_infer_uses_each_and_stop_ends_both(
             assert completion.status_code == 200, completion.text
             assert completion.json()["choices"][0]["finish_reason"] in ("length", "stop")
 
-        # infer against each endpoint (one run with both --api-base once infer takes several)
-        for index, url in enumerate(urls):
-            output = tmp_path / f"replica-{index}.jsonl"
-            infer = ["infer", "--dataset", "sample", "--num-problems", "2", "--k", "1", "--max-tokens", "16"]
-            infer += ["--api-base", url, "--model", SERVED_NAME, "--output-file", str(output)]
-            ran = cli(infer)
-            assert ran.returncode == 0, ran.stderr[-3000:]
-            records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
-            assert len(records) == 2 and all(r["responses"][0]["error"] is None for r in records)
+        # one infer over both endpoints, as `serve` printed them: the requests are spread over the two replicas
+        output = tmp_path / "replicas.jsonl"
+        infer = ["infer", "--dataset", "sample", "--num-problems", "8", "--k", "1", "--max-tokens", "16"]
+        infer += ["--api-base", urls[0], "--api-base", urls[1], "--model", SERVED_NAME, "--output-file", str(output)]
+        infer += ["--max-concurrent", "2"]
+        ran = cli(infer, timeout=600)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+        assert len(records) == 8 and all(r["responses"][0]["error"] is None for r in records)
+        assert {r["api_base"] for r in records} == set(urls)  # both replicas answered
+        for url in urls:
+            assert f"endpoint {url}: " in ran.stderr  # the summary's line per endpoint
 
         status = cli(["serve", "status"])
         rows = [line.split() for line in status.stdout.splitlines()[1:]]
