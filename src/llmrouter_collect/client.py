@@ -5,9 +5,11 @@ request at hundreds of connections, which would make the client the bottleneck. 
 once as `httpx.Request`s and handed straight to that transport: the client layer's URL merging, cookie and
 redirect handling cost ~200 µs per request, as much again as the transport itself (bench/README.md).
 
-Each failed request ends in one of three ways:
+`OpenAIClient.send_once` sends one try to one server; the endpoint pool (`endpoints.py`) chooses the server and
+owns the retry loop (`RetryPolicy`, `retry_delay`). Each failed request ends in one of three ways:
 - retried (transport errors, timeouts, 408, 409, 429, 5xx, malformed replies) with exponential backoff and
-  jitter, honouring Retry-After up to a cap, at most `max_retries` times;
+  jitter, honouring Retry-After up to a cap, at most `max_retries` times (a try re-sent to another endpoint
+  because its own was taken out uses none);
 - `EndpointError`, fatal for the whole run (401, 403, 404: wrong key, model or URL; and errors no retry can
   cure: an unsupported scheme or invalid URL, a TLS certificate that fails verification — see `incurable`);
 - `RequestFailed`, fatal for this request only (other 4xx such as a prompt that is too long, or retries used up),
@@ -23,8 +25,9 @@ is slow, or it hangs (accepts connections but never answers). GET /models is che
 process itself whatever the generation queue holds, so before retrying a timed-out request the client probes
 it with a short timeout (`MODELS_TIMEOUT_S`, or the request timeout if shorter). An answer, any answer, means
 slow: retry as usual. Silence or a refused connection means hung or gone: `RequestFailed("connection")` at
-once, instead of `max_retries` more timeouts (8 × 600 s and backoff, about 90 minutes). Concurrent requests
-that time out together share one probe. The same short timeout bounds GET /models when a run starts.
+once (re-sent to another endpoint, if there is one), instead of `max_retries` more timeouts (8 × 600 s and
+backoff, about 90 minutes). Concurrent requests that time out together share one probe. The same short
+timeout bounds GET /models when a run starts.
 
 Secrets. Every text taken from a server (error bodies, reply shapes, transport errors) goes through a
 `Redactor` before it lands in a `RequestFailed` or `EndpointError` message, so a server that echoes the
