@@ -7,14 +7,16 @@ the benchmark reads and resets:
     GET  /_bench/stats   {"requests", "samples", "errors", "first_arrival", "last_response", "span_s"}
     POST /_bench/reset   zero the counters
 
-Usage: python bench/fast_server.py --port 0 --port-file F --latency 0.05 [--model M] [--record FILE]
-(`--record` appends "path<TAB>body" per completion request, to replay the exact bodies elsewhere).
+Usage: python bench/fast_server.py --port 0 --port-file F --latency 0.05 [--model M] [--record FILE] [--capacity C]
+(`--record` appends "path<TAB>body" per completion request, to replay the exact bodies elsewhere; `--capacity`
+serves at most C completion requests at once, the others queue in arrival order, as a replica with a fixed batch).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import signal
 import time
@@ -60,8 +62,14 @@ class Stats:
 class App:
     """What the server answers; shared by all connections."""
 
-    def __init__(self, latency: float, models: list[str], record: BinaryIO | None) -> None:
+    def __init__(
+        self, latency: float, models: list[str], record: BinaryIO | None, capacity: int | None = None
+    ) -> None:
         self.latency = latency
+        self.capacity = capacity
+        self.serving = 0
+        """Completion requests in their latency wait (at most `capacity`)."""
+        self.queued: collections.deque[tuple[HttpProtocol, bytes, int, bool]] = collections.deque()
         self.models = models
         self.record = record
         self.stats = Stats()
@@ -203,7 +211,11 @@ class HttpProtocol(asyncio.Protocol):
                 self._send(_response(b"404 Not Found", message), close)
                 return
             payload = _response(b"200 OK", app.completion(path == COMPLETION_PATHS[0], n, model), close)
-            self.loop.call_later(app.latency, self._answer, payload, n, close)
+            if app.capacity is not None and app.serving >= app.capacity:
+                app.queued.append((self, payload, n, close))  # waits for a free place (a semaphore, FIFO)
+            else:
+                app.serving += 1
+                self.loop.call_later(app.latency, self._answer, payload, n, close)
         elif path == b"/v1/models":
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "bench"} for m in app.models]
             self._send(_response(b"200 OK", orjson.dumps({"object": "list", "data": data})), close)
@@ -218,16 +230,22 @@ class HttpProtocol(asyncio.Protocol):
             self._send(_response(b"404 Not Found", b'{"error":{"message":"not found","code":404}}'), close)
 
     def _answer(self, payload: bytes, n: int, close: bool) -> None:
-        stats = self.app.stats
+        app = self.app
+        stats = app.stats
         stats.samples += n
         stats.last_response = time.monotonic()
         self._send(payload, close)
+        if app.queued:  # its place goes to the oldest waiting request
+            protocol, queued_payload, queued_n, queued_close = app.queued.popleft()
+            self.loop.call_later(app.latency, protocol._answer, queued_payload, queued_n, queued_close)
+        else:
+            app.serving -= 1
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM/SIGINT."""
     record = args.record.open("ab") if args.record else None
-    app = App(args.latency, args.model or ["bench-model"], record)
+    app = App(args.latency, args.model or ["bench-model"], record, args.capacity)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(app), args.host, args.port, backlog=4096)
     port = server.sockets[0].getsockname()[1]
@@ -255,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", action="append", default=None, help="model served (repeatable)")
     parser.add_argument(
         "--record", type=Path, default=None, help="append 'path<TAB>body' per completion request"
+    )
+    parser.add_argument(
+        "--capacity", type=int, default=None, help="most completion requests served at once (default: unlimited)"
     )
     asyncio.run(serve(parser.parse_args(argv)))
 
