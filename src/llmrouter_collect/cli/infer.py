@@ -401,7 +401,7 @@ def print_endpoints(endpoints: list[EndpointStats]) -> None:
             + (f" · taken out {e.times_out}×" if e.times_out else "")
             + f" · {e.state}"
         )
-        if e.errors and e.last_error:
+        if e.last_error and (e.errors or e.state != "up"):
             line += f" (last error: {e.last_error[:100]})"
         info(line)
 
