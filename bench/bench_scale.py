@@ -53,11 +53,12 @@ _MMLU_PRO_CATEGORIES = [
     "biology", "business", "chemistry", "computer science", "economics", "engineering", "health", "history",
     "law", "math", "other", "philosophy", "physics", "psychology",
 ]  # fmt: skip
-_WORDS = (
-    "let the value of x be such that the sum of all positive integers n satisfies equation where function "
-    "triangle circle radius area probability number digits prime factor polynomial root real complex matrix "
-    "which of the following best describes law market price demand supply cell protein energy force mass"
-).split()
+_WORDS = [
+    "let", "the", "value", "of", "x", "be", "such", "that", "sum", "all", "positive", "integers", "n", "satisfies",
+    "equation", "where", "function", "triangle", "circle", "radius", "area", "probability", "number", "digits",
+    "prime", "factor", "polynomial", "root", "real", "complex", "matrix", "which", "following", "best",
+    "describes", "law", "market", "price", "demand", "supply", "cell", "protein", "energy", "force", "mass",
+]  # fmt: skip
 
 
 class _Text:
@@ -184,7 +185,7 @@ class Measured:
 def measure(argv: list[str], server: FastServer, env: dict[str, str], poll_s: float = 0.25) -> Measured:
     """Run `argv` to completion; peak RSS from wait4 (the kernel's maximum resident set size of the child)."""
     server.reset()
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, after the child exits)
     started = time.perf_counter()
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     trace: list[tuple[float, float]] = []
@@ -214,6 +215,7 @@ def measure(argv: list[str], server: FastServer, env: dict[str, str], poll_s: fl
     stats = server.stats()
     log.seek(0)
     tail = log.read().decode("utf-8", "replace")[-1500:]
+    log.close()
     return Measured(
         wall_s=wall,
         peak_rss_mb=usage.ru_maxrss / 1024,  # kB on Linux
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if resume.exit_code != 0:
             print(resume.output_tail, file=sys.stderr)
         print()
-        print(f"| N × k | run | wall | peak RSS | RSS when asking began | requests | file rewritten | load |")
+        print("| N × k | run | wall | peak RSS | RSS when asking began | requests | file rewritten | load |")
         print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
         for name in ("first", "resume"):
             row = figures.get(name)
