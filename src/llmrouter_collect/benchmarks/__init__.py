@@ -21,10 +21,10 @@ from ._columns import ColumnMap, canonical_number
 from ._fields import MAX_CHOICES, RowError, RowMapper
 from ._listing import BenchmarkInfo, list_benchmarks
 from ._load import BUILTIN_NAMES, SAMPLE, dataset_label, is_hub_spec, load_problems
-from ._set import ProblemSet, open_problems
 from ._mappings import MMLU_PRO_PADDING, map_math500_row, map_mmlu_pro_row, map_unified_row
 from ._maps import HubSpec, load_dataset_map, parse_hf_spec
 from ._readers import LOCAL_SUFFIXES
+from ._set import ProblemSet, open_problems
 from ._subsets import dataset_fingerprint, field_digest, select_subset, selection_order
 
 __all__ = [

@@ -74,8 +74,10 @@ class ProblemSet:
                 position += 1
                 if not chosen:
                     continue
-                if index >= len(self.ids) or problem.unique_id != self.ids[index] or (
-                    field_digest(problem) != self.digest(index)
+                if (
+                    index >= len(self.ids)
+                    or problem.unique_id != self.ids[index]
+                    or (field_digest(problem) != self.digest(index))
                 ):
                     raise _changed(problem.unique_id)
                 index += 1
@@ -144,4 +146,3 @@ def open_problems(
         kept_shapes = {shape_of[i] for i in range(len(selected)) if selected[i]}
         shapes = {key: problem for n, (key, problem) in enumerate(shapes.items()) if n in kept_shapes}
     return ProblemSet(sources, ids, bytes(digests), selected, list(shapes.values()))
-

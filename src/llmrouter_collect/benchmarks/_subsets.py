@@ -44,8 +44,7 @@ def pick_order(ids: Sequence[str], groups: Sequence[tuple[str, str]]) -> list[in
     for dataset in sorted(by_group, key=_rank):
         categories = by_group[dataset]
         per_category = [
-            sorted(categories[category], key=lambda i: (_rank(ids[i]), i))
-            for category in sorted(categories, key=_rank)
+            sorted(categories[category], key=lambda i: (_rank(ids[i]), i)) for category in sorted(categories, key=_rank)
         ]
         per_dataset.append(_interleave(per_category))
     return _interleave(per_dataset)
