@@ -123,6 +123,7 @@ class FastServer:
 
     def __init__(self, workdir: Path, latency: float) -> None:
         port_file = workdir / "port"
+        port_file.unlink(missing_ok=True)  # a reused --workdir holds the last run's
         argv = [sys.executable, str(HERE / "fast_server.py"), "--port", "0", "--port-file", str(port_file)]
         argv += ["--latency", str(latency), "--model", MODEL]
         self.process = subprocess.Popen(argv)
