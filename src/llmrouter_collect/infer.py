@@ -7,7 +7,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .benchmarks import dataset_fingerprint, dataset_label, load_problems
+from .benchmarks import ProblemSet, dataset_fingerprint, dataset_label, open_problems
 from .client import (
     GENERATION_RECORD_DEFAULTS,
     GenerationParams,
@@ -27,12 +27,11 @@ from .client import (
     create_transport,
 )
 from .endpoints import EndpointPool, EndpointStats
-from .errors import ConfigError, EndpointError, StoreError
+from .errors import ConfigError, DatasetError, EndpointError, StoreError
 from .fileio import atomic_write_bytes, real_path
 from .prompts import Templates, build_completion_prompt, build_messages, load_templates
 from .records import FIELD_LABELS, RUN_FIELDS, SCHEMA_VERSION, Problem, now_iso, problem_signature
 from .settings import Settings
-from .shards import select_shard
 from .store import (
     WRITABLE_HINT,
     FileState,
@@ -154,20 +153,60 @@ class PlannedRuns:
 
 def plan_runs(problems: Iterable[Problem], state: FileState, k: int, max_attempts: int) -> PlannedRuns:
     """Decide per problem: done (k good responses), exhausted (max_attempts used), or ask for the rest (pure)."""
-    runs = []
-    done = exhausted = 0
+    problems = list(problems)
+    counts = count_plan([problem.unique_id for problem in problems], state, k, max_attempts)
+    runs = list(iter_runs(problems, state, k, max_attempts))
+    return PlannedRuns(runs=runs, skipped_done=counts.skipped_done, skipped_exhausted=counts.skipped_exhausted)
+
+
+def _decide(uid: str, state: FileState, k: int, max_attempts: int) -> tuple[int, int, int]:
+    """(need, good, attempts) of one problem; need ≤ 0: done; need > 0 and attempts ≥ max_attempts: exhausted."""
+    known = state.problems.get(uid)
+    good = known.good if known else 0
+    attempts = known.attempts if known else 0
+    return k - good, good, attempts
+
+
+def iter_runs(problems: Iterable[Problem], state: FileState, k: int, max_attempts: int) -> Iterator[ProblemRun]:
+    """The ProblemRuns of the problems to ask, one at a time, as `plan_runs` plans them (pure)."""
     for problem in problems:
-        known = state.problems.get(problem.unique_id)
-        good = known.good if known else 0
-        attempts = known.attempts if known else 0
-        need = k - good
+        need, good, attempts = _decide(problem.unique_id, state, k, max_attempts)
+        if need > 0 and attempts < max_attempts:
+            yield ProblemRun(problem=problem, need=need, prior_attempts=attempts, next_index=good)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCounts:
+    """What a plan holds, counted from the problems' ids and the file's state alone."""
+
+    skipped_done: int
+    skipped_exhausted: int
+    to_ask: int
+    responses_to_ask: int
+    responses_held: int
+    most_held: int
+    first_to_ask: str | None
+    """The unique_id of the first problem to ask, or None."""
+
+
+def count_plan(ids: Iterable[str], state: FileState, k: int, max_attempts: int) -> PlanCounts:
+    """Count what `plan_runs` would plan, without the problems' texts (pure)."""
+    done = exhausted = to_ask = responses = held = most = 0
+    first: str | None = None
+    for uid in ids:
+        need, good, attempts = _decide(uid, state, k, max_attempts)
+        held += min(good, k)
+        most = max(most, good)
         if need <= 0:
             done += 1
         elif attempts >= max_attempts:
             exhausted += 1
         else:
-            runs.append(ProblemRun(problem=problem, need=need, prior_attempts=attempts, next_index=good))
-    return PlannedRuns(runs=runs, skipped_done=done, skipped_exhausted=exhausted)
+            to_ask += 1
+            responses += need
+            if first is None:
+                first = uid
+    return PlanCounts(done, exhausted, to_ask, responses, held, most, first)
 
 
 def output_path(settings: Settings, model: str) -> Path:
@@ -324,7 +363,8 @@ class _Engine:
         self._since_sync = 0
         self._sync_task: asyncio.Future[None] | None = None
 
-    async def run(self, runs: list[ProblemRun]) -> None:
+    async def run(self, runs: Iterable[ProblemRun], total: int) -> None:
+        """Ask the planned problems (`total` of them; taken from `runs` one at a time, as the queue has room)."""
         queue: asyncio.Queue[tuple[ProblemRun, int] | None] = asyncio.Queue(maxsize=self.settings.max_concurrent * 2)
         workers = self.settings.max_concurrent
         queued = 0
@@ -346,7 +386,7 @@ class _Engine:
             await self._settle_sync()
             raise
         # A run that stopped (server gone, every request refused) never queued the rest: not asked either.
-        self.stats.problems_not_asked += len(runs) - queued
+        self.stats.problems_not_asked += total - queued
         await self.finish_sync()
 
     def _split(self, need: int) -> list[int]:
@@ -584,21 +624,48 @@ def changed_problems(problems: Iterable[Problem], state: FileState) -> list[Prob
     return changed
 
 
-def dataset_changed_error(path: Path, changed: list[Problem], shown: int = 3) -> StoreError:
-    """The refusal to resume a file whose problems were edited in the dataset, naming ids and fields."""
+def changed_ids(problems: ProblemSet, state: FileState) -> list[str]:
+    """`changed_problems` for a ProblemSet: the ids whose fields differ from what the file holds.
+
+    The digests the set holds are compared with the file's without reading the dataset again; only problems
+    whose lines lack some fields (files of older versions) are read again and compared field by field.
+    """
+    changed: list[str] = []
+    partial: list[str] = []
+    for index, uid in enumerate(problems.ids):
+        known = state.problems.get(uid)
+        if known is None or known.signature is None:
+            continue
+        mask, digest = known.signature
+        if known.mixed:
+            changed.append(uid)
+        elif mask != problems.signature_mask:
+            partial.append(uid)
+        elif digest != problems.digest(index):
+            changed.append(uid)
+    if partial:
+        changed.extend(p.unique_id for p in changed_problems(problems.fetch(partial), state))
+        differ = set(changed)
+        order = {uid: index for index, uid in enumerate(problems.ids) if uid in differ}
+        changed.sort(key=order.__getitem__)
+    return changed
+
+
+def dataset_changed_error(path: Path, changed: list[Problem], shown: int = 3, total: int | None = None) -> StoreError:
+    """The refusal to resume a file whose problems were edited in the dataset, naming ids and fields.
+
+    `total` is how many differ in all, when `changed` holds only the first of them."""
     first = changed[:shown]
+    total = len(changed) if total is None else total
     fields = problem_differences(path, {p.unique_id: p.to_record_fields() for p in first})
     examples = "; ".join(
         f"{p.unique_id}: {', '.join(FIELD_LABELS.get(name, name) for name in fields[p.unique_id]) or 'lines disagree'}"
         for p in first
     )
-    more = f"; and {len(changed) - len(first)} more" if len(changed) > len(first) else ""
-    count = (
-        "1 problem of the dataset differs" if len(changed) == 1 else f"{len(changed)} problems of the dataset differ"
-    )
+    more = f"; and {total - len(first)} more" if total > len(first) else ""
+    count = "1 problem of the dataset differs" if total == 1 else f"{total} problems of the dataset differ"
     return StoreError(
-        f"{path}: {count} from the file's ({examples}{more}); new samples would be mixed "
-        "with answers to the old text",
+        f"{path}: {count} from the file's ({examples}{more}); new samples would be mixed with answers to the old text",
         hint="restore the dataset as it was to resume this file, or pass --output-file NEW.jsonl for a fresh file",
     )
 
@@ -607,13 +674,13 @@ def write_meta(
     path: Path,
     settings: Settings,
     identity: dict[str, Any],
-    problems: list[Problem],
+    problems: ProblemSet | list[Problem],
     warn: Callable[[str], None] = lambda message: None,
 ) -> None:
     """Write `<results>.meta.json`: effective settings (no secrets), versions, dataset fingerprint, and the
     history of the runs on this file (`runs`, kept from the earlier meta file; at most META_RUNS_KEPT)."""
     meta_path = path.with_name(path.name + ".meta.json")
-    fingerprint = dataset_fingerprint(problems)
+    fingerprint = problems.fingerprint() if isinstance(problems, ProblemSet) else dataset_fingerprint(problems)
     now = now_iso()
     runs = _earlier_runs(meta_path, warn)
     runs.append(
@@ -721,7 +788,7 @@ class RunPlan:
 def _plan(
     *,
     settings: Settings,
-    problems: list[Problem],
+    problems: ProblemSet,
     templates: Templates,
     model: str | None,
     model_source: str,
@@ -729,12 +796,11 @@ def _plan(
     path: Path | None,
     state: FileState,
     selected: int,
-) -> tuple[RunPlan, PlannedRuns]:
-    planned = plan_runs(problems, state, settings.k_responses, settings.max_attempts)
-    known = [state.problems[p.unique_id] for p in problems if p.unique_id in state.problems]
+) -> tuple[RunPlan, PlanCounts]:
+    counts = count_plan(problems.ids, state, settings.k_responses, settings.max_attempts)
     first: str | list[dict[str, str]] | None = None
-    if planned.runs:
-        problem = planned.runs[0].problem
+    if counts.first_to_ask is not None:
+        [problem] = problems.fetch([counts.first_to_ask])
         first = (
             build_messages(problem, templates)
             if settings.endpoint == "chat"
@@ -749,17 +815,17 @@ def _plan(
         k=settings.k_responses,
         output_path=path,
         file_exists=bool(state.problems),
-        problems_done=planned.skipped_done,
-        problems_exhausted=planned.skipped_exhausted,
-        problems_to_ask=len(planned.runs),
-        responses_to_ask=sum(run.need for run in planned.runs),
-        responses_held=sum(min(state.good, settings.k_responses) for state in known),
-        most_held=max((state.good for state in known), default=0),
+        problems_done=counts.skipped_done,
+        problems_exhausted=counts.skipped_exhausted,
+        problems_to_ask=counts.to_ask,
+        responses_to_ask=counts.responses_to_ask,
+        responses_held=counts.responses_held,
+        most_held=counts.most_held,
         first_prompt=first,
         shard=settings.shard,
         selected=selected,
     )
-    return plan, planned
+    return plan, counts
 
 
 async def _choose_model(
@@ -855,8 +921,9 @@ async def _infer(
     for notice in settings.api_base_notices:
         warn(notice)
     templates = load_templates(settings.prompt_template)
-    selection = load_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
-    problems = select_shard(selection, settings.shard_spec)  # after the subset: the N shards make the selection
+    selection = open_problems(settings.dataset_names, settings.num_problems, settings.dataset_map)
+    spec = settings.shard_spec  # after the subset: the N shards make the selection
+    problems = selection if spec is None else selection.only(spec.holds)
     stats.problems_total = len(problems)
     # One connection more per endpoint than requests in flight: a GET /models probe must never queue behind busy
     # connections (aiohttp hands a freed keep-alive connection to the next request before a waiting one).
@@ -907,7 +974,7 @@ async def _infer_with(
     on_output: Callable[[Path], None],
     on_plan: Callable[[RunPlan], None],
     templates: Templates,
-    problems: list[Problem],
+    problems: ProblemSet,
     selected: int,
     *,
     dry_run: bool,
@@ -940,7 +1007,7 @@ async def _infer_with(
         "model": model,
         "endpoint": settings.endpoint,
         "generation": params.as_record(),
-        "prompt_fingerprint": templates.fingerprint(problems),
+        "prompt_fingerprint": templates.fingerprint(problems.shapes),
     }
     if settings.shard:
         identity["shard"] = settings.shard  # on every record and in the meta file; resume checks it
@@ -981,7 +1048,7 @@ async def _run_locked(
     params: GenerationParams,
     templates: Templates,
     identity: dict[str, Any],
-    problems: list[Problem],
+    problems: ProblemSet,
     stats: InferStats,
     warn: Callable[[str], None],
     on_plan: Callable[[RunPlan], None],
@@ -1000,16 +1067,20 @@ async def _run_locked(
     if notice:
         warn(notice)
     write_meta(real, settings, identity, problems, warn)
-    stats.to_do = len(plan.runs)
+    stats.to_do = plan.to_ask
     stats.skipped_done = plan.skipped_done
     stats.skipped_exhausted = plan.skipped_exhausted
     stats.started = time.monotonic()
     engine = _Engine(settings, pool, writer, params, templates, identity, stats, warn)
+    # Problems are read again from the dataset as the queue takes them: memory holds the ones in flight.
+    runs = iter_runs(problems, state, settings.k_responses, settings.max_attempts) if plan.to_ask else iter(())
     try:
-        await engine.run(plan.runs)
+        await engine.run(runs, plan.to_ask)
     except* EndpointError as group:
         raise group.exceptions[0] from None
     except* StoreError as group:
+        raise group.exceptions[0] from None
+    except* DatasetError as group:  # the dataset was edited while the run read it
         raise group.exceptions[0] from None
     elapsed = time.monotonic() - stats.started
     summary = InferSummary(
@@ -1023,15 +1094,16 @@ async def _run_locked(
         max_attempts=settings.max_attempts,
     )
     writer.fsync()
-    # Still under the lock: a run started meanwhile must not append to the file being replaced.
+    # Still under the lock: a run started meanwhile must not append to the file being replaced. Only the lines
+    # this run appended are read to decide; a file that did not change is neither read again nor rewritten.
     try:
-        compact(real)
+        compact(real, known=state)
     except StoreError as err:  # the uncompacted file is complete and readable; only tidiness is lost
         warn(f"{err.message} ({err.hint})")
     return summary
 
 
-def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], problems: list[Problem]) -> None:
+def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], problems: ProblemSet) -> None:
     """Refuse a file made with other settings, or whose problems the dataset has since changed."""
     mismatch = identity_mismatch(state.first_record, identity)
     if mismatch:
@@ -1043,9 +1115,9 @@ def _check_resumable(path: Path, state: FileState, identity: dict[str, Any], pro
                 "to start it again with these settings, or pass --output-file NEW.jsonl"
             )
         raise StoreError(f"{path} was made with other settings — {mismatch}", hint=hint)
-    changed = changed_problems(problems, state)
+    changed = changed_ids(problems, state) if state.problems else []
     if changed:
-        raise dataset_changed_error(path, changed)
+        raise dataset_changed_error(path, problems.fetch(changed[:3]), total=len(changed))
 
 
 @dataclass(slots=True)

@@ -61,21 +61,37 @@ class FileState:
 
     problems: dict[str, ProblemState] = field(default_factory=dict)
     first_record: dict[str, Any] | None = None
+    size: int = 0
+    """Bytes read: the offset just after the last complete line (where the next run's lines begin)."""
+    lines: int = 0
+    """Line number of the last line read (blank lines count)."""
+
+    @property
+    def one_line_per_problem(self) -> bool:
+        """True when every problem read has exactly one line: nothing in the part read needs compaction."""
+        return all(problem.lines == 1 for problem in self.problems.values())
 
 
 def iter_lines(
-    path: Path, *, on_torn: Callable[[int], None] | None = None
+    path: Path,
+    *,
+    on_torn: Callable[[int], None] | None = None,
+    start: int = 0,
+    start_line: int = 0,
 ) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
     """Yield (line_no, offset, length, record) for each complete line of a results file, streaming.
 
     A last line without its newline (a write cut short, or a run still writing) is not yielded: `on_torn`
-    gets its line number. A bad line elsewhere raises StoreError naming the file and line.
+    gets its line number. A bad line elsewhere raises StoreError naming the file and line. `start` (an offset
+    just after a newline) and `start_line` (the number of lines before it) read only the rest of the file.
     """
     handle = _open(path)
     if handle is None:
         return
     with handle:
-        yield from _iter_handle(handle, path, on_torn)
+        if start:
+            handle.seek(start)
+        yield from _iter_handle(handle, path, on_torn, start, start_line)
 
 
 def _open(path: Path) -> BinaryIO | None:
@@ -88,10 +104,8 @@ def _open(path: Path) -> BinaryIO | None:
 
 
 def _iter_handle(
-    handle: BinaryIO, path: Path, on_torn: Callable[[int], None] | None
+    handle: BinaryIO, path: Path, on_torn: Callable[[int], None] | None, offset: int = 0, line_no: int = 0
 ) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
-    offset = 0
-    line_no = 0
     pending = b""
     while True:
         chunk = handle.read(_READ_CHUNK)
@@ -202,7 +216,9 @@ def scan(path: Path, *, on_torn: Callable[[int], None] | None = None) -> FileSta
     """Read a results file once and summarise each problem (good responses, errors, attempts, a fingerprint
     of its fields); memory holds a few numbers per problem, never texts."""
     state = FileState()
-    for _, _, _, record in iter_lines(path, on_torn=on_torn):
+    for line_no, offset, length, record in iter_lines(path, on_torn=on_torn):
+        state.size = offset + length + 1
+        state.lines = line_no
         if state.first_record is None:
             state.first_record = {key: value for key, value in record.items() if key != "responses"}
         problem = state.problems.setdefault(str(record["unique_id"]), ProblemState())
@@ -268,21 +284,43 @@ def _is_compact(record: dict[str, Any]) -> bool:
     return all(isinstance(r, dict) and r.get("index") == i for i, r in enumerate(responses))
 
 
-def compact(path: Path) -> bool:
+def compact(path: Path, *, known: FileState | None = None) -> bool:
     """Rewrite the file with exactly one merged line per problem (atomic, through fileio: temp file, fsync,
     rename; a symlink stays a link and the file it points to is rewritten).
 
-    Returns True if the file was rewritten, False if it already had one line per problem. On failure
-    (disk full) the original file is left as it was.
+    `known` is what `scan` read of the file before lines were appended (under the same lock): then only the
+    lines after `known.size` are read to decide, and a file whose known part has one line per problem and
+    whose new lines each start a problem of their own is left alone without reading the rest of it.
+
+    Returns True if the file was rewritten, False if it already had one line per problem (a file that is
+    left alone is neither read whole nor written). On failure (disk full) the original file is left as it was.
     """
     real = real_path(path)
-    counts: dict[tuple[str | None, str], int] = {}
+    if _needs_compaction(real, known):
+        _rewrite_merged(path, real)
+        return True
+    return False
+
+
+def _needs_compaction(real: Path, known: FileState | None) -> bool:
+    """Whether some problem has more than one line (or the last line is torn), reading as little as possible."""
     torn: list[int] = []
+    if known is not None and known.one_line_per_problem:
+        new_keys: set[str] = set()
+        for _, _, _, record in iter_lines(real, on_torn=torn.append, start=known.size, start_line=known.lines):
+            uid = str(record["unique_id"])
+            if uid in known.problems or uid in new_keys:
+                return True  # a top-up of a problem the file held, or a second line of a new one
+            new_keys.add(uid)
+        return bool(torn)
+    counts: dict[tuple[str | None, str], int] = {}
     for _, _, _, record in iter_lines(real, on_torn=torn.append):
         key = (record.get("model"), str(record["unique_id"]))
         counts[key] = counts.get(key, 0) + 1
-    if not torn and all(count == 1 for count in counts.values()):
-        return False
+    return bool(torn) or any(count != 1 for count in counts.values())
+
+
+def _rewrite_merged(path: Path, real: Path) -> None:
     try:
         with atomic_open(real) as out:
             for record in iter_records(real):
@@ -292,7 +330,6 @@ def compact(path: Path) -> bool:
             f"could not compact {path}: {err.strerror}",
             hint="the results are safe in the uncompacted file; free disk space and rerun to compact",
         ) from None
-    return True
 
 
 class ResultsWriter:

@@ -193,6 +193,22 @@ def test_top_up_asks_only_for_missing_samples(
     assert len(out.read_text().splitlines()) == 5
 
 
+def test_a_resume_that_sends_nothing_leaves_the_file_as_it_was(
+    openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    dataset = dataset_file(count=6)
+    out = tmp_path / "out.jsonl"
+    assert run_cli(infer_args(openai_server, dataset, out, k=2)).returncode == 0
+    stat = out.stat()
+    before = (stat.st_ino, stat.st_size, stat.st_mtime_ns, out.read_bytes())
+    openai_server.reset()
+    result = run_cli(infer_args(openai_server, dataset, out, k=2))
+    assert result.returncode == 0, result.stderr
+    assert openai_server.completion_requests() == []
+    stat = out.stat()
+    assert (stat.st_ino, stat.st_size, stat.st_mtime_ns, out.read_bytes()) == before  # not rewritten
+
+
 def test_resume_with_other_settings_is_refused(
     openai_server: OpenAIServer, dataset_file: Callable[..., Path], tmp_path: Path
 ) -> None:

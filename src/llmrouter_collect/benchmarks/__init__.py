@@ -10,7 +10,8 @@ file, row and field. docs/datasets.md describes the schema, the mappings and the
 One private module per concern: `_fields` (field checks, RowError), `_mappings` (hand-written row mappings),
 `_columns` (declarative column mappings), `_catalogue` (the built-in benchmarks), `_maps` (`hf:` specs and
 `--dataset-map` files), `_readers` (local file formats), `_hub` (Hugging Face loading), `_load` (specs,
-validation of whole datasets, labels) and `_subsets` (stable subsets, fingerprints). The names below are the public API.
+validation of whole datasets, labels), `_set` (a run's problems as a compact index, read again on demand) and
+`_subsets` (stable subsets, fingerprints). The names below are the public API.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ._load import BUILTIN_NAMES, SAMPLE, dataset_label, is_hub_spec, load_probl
 from ._mappings import MMLU_PRO_PADDING, map_math500_row, map_mmlu_pro_row, map_unified_row
 from ._maps import HubSpec, load_dataset_map, parse_hf_spec
 from ._readers import LOCAL_SUFFIXES
-from ._subsets import dataset_fingerprint, select_subset, selection_order
+from ._set import ProblemSet, open_problems
+from ._subsets import dataset_fingerprint, field_digest, select_subset, selection_order
 
 __all__ = [
     "BUILTIN_NAMES",
@@ -37,12 +39,14 @@ __all__ = [
     "BenchmarkInfo",
     "ColumnMap",
     "HubSpec",
+    "ProblemSet",
     "RowError",
     "RowMapper",
     "canonical_number",
     "dataset_fingerprint",
     "dataset_label",
     "detect_benchmark",
+    "field_digest",
     "is_hub_spec",
     "list_benchmarks",
     "load_dataset_map",
@@ -50,6 +54,7 @@ __all__ = [
     "map_math500_row",
     "map_mmlu_pro_row",
     "map_unified_row",
+    "open_problems",
     "parse_hf_spec",
     "select_subset",
     "selection_order",

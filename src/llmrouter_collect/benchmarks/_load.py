@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -83,11 +83,13 @@ def _check_rows(
     rows: Iterable[tuple[str, Any]],
     source: str,
     dataset: str,
-    seen: dict[str, str],
+    seen: dict[str, str] | None,
     mapper: RowMapper | None = None,
-) -> list[Problem]:
-    """Map and validate every row; raise one DatasetError for the first bad row (counting the others)."""
-    problems: list[Problem] = []
+) -> Iterator[Problem]:
+    """Map and validate every row, yielding the Problems as they come; after the last row, raise one
+    DatasetError for the first bad row (counting the others). `seen` (unique_id → where) catches ids used twice;
+    None skips that check (a second reading of rows already checked)."""
+    count = 0
     first: tuple[str, str] | None = None
     bad = 0
     schema = ""
@@ -102,7 +104,7 @@ def _check_rows(
             if not isinstance(row, dict):
                 raise RowError("-", f"expected an object with named fields, got {_got(row)}")
             problem = mapper(row, dataset)
-            if problem.unique_id in seen:
+            if seen is not None and problem.unique_id in seen:
                 raise RowError(
                     "unique_id",
                     f"{problem.unique_id!r} is already used ({seen[problem.unique_id]})",
@@ -114,18 +116,20 @@ def _check_rows(
                 where_field = where if err.field == "-" else f"{where}, field '{err.field}'"
                 first = (f"{label}, {where_field}: {err.message}", err.hint or _SCHEMA_HINT)
             continue
-        seen[problem.unique_id] = f"{source}, {where}"
-        problems.append(problem)
+        if seen is not None:
+            seen[problem.unique_id] = f"{source}, {where}"
+        count += 1
+        if first is None:
+            yield problem
     if first is not None:
         message, hint = first
         more = f" (and {bad - 1} more invalid row{'s' if bad > 2 else ''})" if bad > 1 else ""
         raise DatasetError(message + more, hint)
-    if not problems:
+    if not count:
         raise DatasetError(f"{source}: no problems in it", hint=_SCHEMA_HINT)
-    return problems
 
 
-def _load_local(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None) -> list[Problem]:
+def _load_local(spec: str, seen: dict[str, str] | None, dataset_map: DatasetMap | None) -> Iterator[Problem]:
     path = Path(spec).expanduser()
     if not path.exists():
         raise DatasetError(
@@ -159,8 +163,8 @@ def _flat_map_not_needed(column_map: ColumnMap, dataset_map: DatasetMap | None, 
 
 
 def _check_mapped(
-    rows: list[tuple[str, Any]], source: str, dataset: str, seen: dict[str, str], column_map: ColumnMap
-) -> list[Problem]:
+    rows: list[tuple[str, Any]], source: str, dataset: str, seen: dict[str, str] | None, column_map: ColumnMap
+) -> Iterator[Problem]:
     """Rows read through a `--dataset-map` mapping: its columns are checked against the first row first."""
     first = next((row for _, row in rows if isinstance(row, dict)), None)
     if first is not None:
@@ -168,19 +172,19 @@ def _check_mapped(
     return _check_rows(rows, f"{source} (mapped)", dataset, seen, column_map.mapper())
 
 
-def _load_sample(seen: dict[str, str]) -> list[Problem]:
+def _load_sample(seen: dict[str, str] | None) -> Iterator[Problem]:
     data = (resources.files("llmrouter_collect") / "data" / "sample.jsonl").read_bytes()
     return _check_rows(_json_lines(data, "sample"), "sample", SAMPLE, seen, map_unified_row)
 
 
-def _load_catalogue(benchmark: Benchmark, seen: dict[str, str]) -> list[Problem]:
+def _load_catalogue(benchmark: Benchmark, seen: dict[str, str] | None) -> Iterator[Problem]:
     rows = hub_rows(benchmark.name, benchmark.repo, benchmark.split, benchmark.config, gated=benchmark.gated)
     source = f"{benchmark.name} ({benchmark.repo}, {benchmark.split})"
     numbered = ((f"row {n}", row) for n, row in enumerate(rows, start=1))
     return _check_rows(numbered, source, benchmark.name, seen, benchmark.row_mapper())
 
 
-def _load_hf(spec: str, seen: dict[str, str], dataset_map: DatasetMap | None) -> list[Problem]:
+def _load_hf(spec: str, seen: dict[str, str] | None, dataset_map: DatasetMap | None) -> Iterator[Problem]:
     hub = parse_hf_spec(spec)
     column_map = dataset_map.for_spec(spec, repo=hub.repo) if dataset_map is not None else None
     rows = hub_rows(hub.name, hub.repo, hub.split, hub.config)
@@ -205,7 +209,8 @@ def load_problems(
 ) -> list[Problem]:
     """Load, validate and combine datasets, then pick `num_problems` of them with `select_subset`.
 
-    Nothing is returned until every row of every dataset is valid.
+    Nothing is returned until every row of every dataset is valid. `open_problems` gives the same problems
+    without holding them in memory.
 
     Args:
         specs: catalogue names (`math500`, `gsm8k`, ...), `sample`, `hf:OWNER/NAME[:CONFIG][@SPLIT]` or file
@@ -221,6 +226,28 @@ def load_problems(
         DatasetError: a dataset cannot be found or loaded, or a row is invalid (file, row and field named).
         ConfigError: `num_problems` is not a positive number or "all".
     """
+    sources = problem_sources(specs, num_problems, dataset_map)
+    seen: dict[str, str] = {}
+    problems = [problem for source in sources for problem in source(seen)]
+    if num_problems == "all":
+        return problems
+    return select_subset(problems, num_problems)
+
+
+Source = Callable[[dict[str, str] | None], Iterator[Problem]]
+"""One dataset's validated Problems, in file order. Given `seen` (unique_id → where, shared by the datasets of
+a run) it checks every row and refuses ids used twice; given None it reads rows already checked once again."""
+
+
+def problem_sources(
+    specs: list[str], num_problems: int | Literal["all"] = "all", dataset_map: Path | None = None
+) -> list[Source]:
+    """One Source per dataset spec (arguments as `load_problems`); a local file is read again on each call, a
+    Hugging Face dataset (a few thousand rows at most) is loaded once and kept.
+
+    Raises:
+        DatasetError, ConfigError: as `load_problems`, for what can be told before reading rows.
+    """
     if num_problems != "all" and (
         isinstance(num_problems, bool) or not isinstance(num_problems, int) or num_problems < 1
     ):
@@ -233,19 +260,27 @@ def load_problems(
             "no dataset given", hint=f"pass --dataset with one of {', '.join(BUILTIN_NAMES)} or a file path"
         )
     mapping = load_dataset_map(dataset_map) if dataset_map is not None else None
-    seen: dict[str, str] = {}
-    problems: list[Problem] = []
-    for spec in names:
-        name = _builtin_name(spec)
-        if name in BY_NAME:
-            problems.extend(_load_catalogue(BY_NAME[name], seen))
-        elif name == SAMPLE:
-            problems.extend(_load_sample(seen))
-        elif is_hf_spec(spec):
-            problems.extend(_load_hf(spec, seen, mapping))
-        else:
-            problems.extend(_load_local(spec, seen, mapping))
-    if num_problems == "all":
-        return problems
-    return select_subset(problems, num_problems)
+    return [_source(spec, mapping) for spec in names]
 
+
+def _source(spec: str, mapping: DatasetMap | None) -> Source:
+    name = _builtin_name(spec)
+    if name in BY_NAME:
+        return _kept(lambda seen: _load_catalogue(BY_NAME[name], seen))
+    if name == SAMPLE:
+        return _kept(_load_sample)
+    if is_hf_spec(spec):
+        return _kept(lambda seen: _load_hf(spec, seen, mapping))
+    return lambda seen: _load_local(spec, seen, mapping)
+
+
+def _kept(load: Source) -> Source:
+    """A Source that loads once (with `seen`) and then gives the same Problems from memory."""
+    kept: list[Problem] = []
+
+    def source(seen: dict[str, str] | None) -> Iterator[Problem]:
+        if seen is not None or not kept:
+            kept[:] = list(load(seen))
+        return iter(kept)
+
+    return source

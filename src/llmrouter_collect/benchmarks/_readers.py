@@ -6,7 +6,7 @@ import ast
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,14 @@ def _read_text(path: Path) -> str:
         raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})", hint="save the file as UTF-8") from None
 
 
-def _json_lines(data: bytes, source: str, hint: str = "a .jsonl file holds one JSON object per line") -> Rows:
+def _json_lines(
+    data: bytes | Iterable[bytes], source: str, hint: str = "a .jsonl file holds one JSON object per line"
+) -> Rows:
+    """Rows of JSON lines, from the whole text or from its lines (as a binary file yields them)."""
     # Split on \n only: str.splitlines() would also split inside rows at \x0c, \x1c or \u2028, which occur in
-    # benchmark texts.
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    # benchmark texts (a binary file splits on \n only too).
+    lines = data.split(b"\n") if isinstance(data, bytes) else data
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -74,11 +78,32 @@ def _non_json_number(line: bytes, position: int) -> str | None:
 _JSON_HINT = "a .json dataset is a list of objects ([{...}, {...}]) or one object per line"
 
 
+_HEAD_BYTES = 1 << 16
+"""How much of a .jsonl file is read to tell a JSON list saved as .jsonl from JSON lines."""
+
+
 def _read_jsonl(path: Path) -> Rows:
-    data = _read_bytes(path)
-    if re.match(rb"\s*\[\s*\{", data):
-        return _json_list(path, data)  # a JSON list saved as .jsonl: read it as the list it is
-    return _json_lines(data, str(path))
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES).removeprefix(b"\xef\xbb\xbf")
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
+    if re.match(rb"\s*\[\s*\{", head):
+        return _json_list(path, _read_bytes(path))  # a JSON list saved as .jsonl: read it as the list it is
+    return _json_lines(_file_lines(path), str(path))
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a file (split on \n only), streamed: memory holds one line, not the file (a million rows
+    of a benchmark are a gigabyte); a UTF-8 byte order mark is dropped."""
+    try:
+        with path.open("rb") as handle:
+            first = True
+            for line in handle:
+                yield line.removeprefix(b"\xef\xbb\xbf") if first else line
+                first = False
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot be read ({err.strerror})") from None
 
 
 def _read_json(path: Path) -> Rows:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import orjson
 
-from ..records import Problem
+from ..records import COMPARED_PROBLEM_FIELDS, Problem, problem_signature
 
 
 def _rank(text: str) -> bytes:
@@ -29,15 +30,21 @@ def selection_order(problems: list[Problem]) -> list[int]:
     by SHA-256 of unique_id. Datasets and categories are ordered by SHA-256 of their names. The order depends
     only on the problems, not on where they are in the list.
     """
-    groups: dict[str, dict[str, list[int]]] = {}
-    for index, problem in enumerate(problems):
-        groups.setdefault(problem.dataset, {}).setdefault(problem.category, []).append(index)
+    return pick_order(
+        [problem.unique_id for problem in problems], [(problem.dataset, problem.category) for problem in problems]
+    )
+
+
+def pick_order(ids: Sequence[str], groups: Sequence[tuple[str, str]]) -> list[int]:
+    """`selection_order` from the problems' ids and their (dataset, category) pairs alone."""
+    by_group: dict[str, dict[str, list[int]]] = {}
+    for index, (dataset, category) in enumerate(groups):
+        by_group.setdefault(dataset, {}).setdefault(category, []).append(index)
     per_dataset: list[list[int]] = []
-    for dataset in sorted(groups, key=_rank):
-        categories = groups[dataset]
+    for dataset in sorted(by_group, key=_rank):
+        categories = by_group[dataset]
         per_category = [
-            sorted(categories[category], key=lambda i: (_rank(problems[i].unique_id), i))
-            for category in sorted(categories, key=_rank)
+            sorted(categories[category], key=lambda i: (_rank(ids[i]), i)) for category in sorted(categories, key=_rank)
         ]
         per_dataset.append(_interleave(per_category))
     return _interleave(per_dataset)
@@ -59,19 +66,25 @@ def select_subset(problems: list[Problem], n: int) -> list[Problem]:
 
 
 def dataset_fingerprint(problems: list[Problem]) -> str:
-    """`sha256:<hex>` of the problems' ids, questions, choices and answers (independent of their order)."""
+    """`sha256:<hex>` of the problems' ids and fields as a results record holds them (question, choices,
+    answers, explanation, category, dataset), independent of their order."""
+    return fingerprint_of([problem.unique_id for problem in problems], [field_digest(p) for p in problems])
+
+
+def field_digest(problem: Problem) -> bytes:
+    """A short digest of a problem's record fields: the one a results file's `scan` takes of a line."""
+    return problem_signature(problem.to_record_fields(), FULL_SIGNATURE_MASK)[1]
+
+
+FULL_SIGNATURE_MASK = (1 << len(COMPARED_PROBLEM_FIELDS)) - 1
+"""The signature mask of a record that has every compared field (all records this version writes)."""
+
+
+def fingerprint_of(ids: Sequence[str], digests: Sequence[bytes]) -> str:
+    """`dataset_fingerprint` from the problems' ids and `field_digest`s."""
     digest = hashlib.sha256()
-    for problem in sorted(problems, key=lambda p: p.unique_id):
-        digest.update(
-            orjson.dumps(
-                [
-                    problem.unique_id,
-                    problem.question,
-                    list(problem.choices) if problem.choices is not None else None,
-                    problem.choice_index_correct,
-                    problem.answer_correct,
-                ]
-            )
-        )
+    for index in sorted(range(len(ids)), key=ids.__getitem__):
+        digest.update(orjson.dumps(ids[index]))
+        digest.update(digests[index])
         digest.update(b"\n")
     return "sha256:" + digest.hexdigest()
