@@ -341,7 +341,13 @@ class Checker:
     directory: Path
     snapshots: list[Snapshot] = field(default_factory=list)
     failure_runs: dict[str, int] = field(default_factory=dict)
-    _requests_seen: int = 0
+    others: list[TaggedServer] = field(default_factory=list)
+    """More endpoints of the same model: they share `server.served`, and their failed requests count too."""
+    _requests_seen: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for other in self.others:
+            other.served = self.server.served
 
     def after_run(self, run: Run | None, *, allow_torn: bool = False) -> Snapshot:
         """Check the file after a run (finished or interrupted); return its snapshot."""
@@ -389,15 +395,17 @@ class Checker:
         return snapshot
 
     def _count_failures(self) -> None:
-        """Add the runs in which the server failed a request of each problem (since the last check)."""
+        """Add the runs in which a server failed a request of each problem (since the last check)."""
         settled = {"drop", "hang"}  # requests in flight when a run was killed get their answer first
-        self.server.wait_for(
-            lambda s: all(r.status is not None or r.behaviour in settled for r in s.completion_requests()), 3.0
-        )
-        requests = self.server.completion_requests()
-        new = requests[self._requests_seen :]
-        self._requests_seen = len(requests)
-        failed = {problem_of(r.prompt) for r in new if failed_request(r.behaviour, r.status, r.n)}
+        failed: set[str | None] = set()
+        for number, server in enumerate([self.server, *self.others]):
+            server.wait_for(
+                lambda s: all(r.status is not None or r.behaviour in settled for r in s.completion_requests()), 3.0
+            )
+            requests = server.completion_requests()
+            new = requests[self._requests_seen.get(number, 0) :]
+            self._requests_seen[number] = len(requests)
+            failed |= {problem_of(r.prompt) for r in new if failed_request(r.behaviour, r.status, r.n)}
         for uid in failed:
             if uid is not None:
                 self.failure_runs[uid] = self.failure_runs.get(uid, 0) + 1
@@ -409,10 +417,11 @@ class Checker:
     def reset_server(self, shape: str, latency: float) -> None:
         """Before a run: count the last run's failures, then a server without queued behaviours, shaped."""
         self._count_failures()
-        self.server.reset()
-        self._requests_seen = 0
-        apply_shape(self.server, shape)
-        self.server.latency = latency
+        for server in [self.server, *self.others]:
+            server.reset()
+            apply_shape(server, shape)
+            server.latency = latency
+        self._requests_seen = {}
 
     def final(self, run: Run, k: int) -> None:
         """After the last (clean) run: exit 0, exactly k good responses each, compacted."""

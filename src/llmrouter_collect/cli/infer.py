@@ -402,7 +402,7 @@ def print_endpoints(endpoints: list[EndpointStats]) -> None:
             + f" · {e.state}"
         )
         if e.last_error and (e.errors or e.state != "up"):
-            line += f" (last error: {e.last_error[:100]})"
+            line += f" (last failure: {e.last_error[:100]})"
         info(line)
 
 
