@@ -60,6 +60,21 @@ def test_remote_mode_base() -> None:
     assert load_settings(api_base="http://h:1/v1/").resolved_api_bases == ["http://h:1/v1"]
 
 
+def test_several_api_bases_from_flags_env_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    given = load_settings(api_base=["http://a:1/v1", "b:2/v1", "http://a:1/v1/"])
+    assert given.api_base == ["http://a:1/v1", "b:2/v1", "http://a:1/v1/"]
+    assert given.resolved_api_bases == ["http://a:1/v1", "http://b:2/v1"]  # scheme added, the same URL once
+    assert given.api_base_notices == ["--api-base b:2/v1 has no scheme: using http://b:2/v1"]
+    monkeypatch.setenv("COLLECT_API_BASE", "http://a:1/v1, http://c:3/v1")
+    assert load_settings().resolved_api_bases == ["http://a:1/v1", "http://c:3/v1"]
+    monkeypatch.delenv("COLLECT_API_BASE")
+    (tmp_path / ".env").write_text("COLLECT_API_BASE=http://127.0.0.1:8000/v1,http://127.0.0.1:8001/v1\n")
+    assert load_settings().resolved_api_bases == ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1"]
+    with pytest.raises(ConfigError, match="ftp://d/v1"):
+        _ = load_settings(api_base=["http://a:1/v1", "ftp://d/v1"]).resolved_api_bases
+
+
 def test_bad_value_names_flag_and_env() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(k_responses=0)
