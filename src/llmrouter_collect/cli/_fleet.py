@@ -13,7 +13,7 @@ import typer
 from ..console import err_console, info, print_error, warn
 from ..errors import CollectError, ConfigError, EndpointError
 from ._common import run_or_exit
-from .infer import print_plan, status_line
+from .infer import print_endpoints, print_plan, status_line
 
 if TYPE_CHECKING:
     from ..fleet import FleetModel
@@ -124,6 +124,7 @@ def print_fleet_summary(outcomes: Sequence[FleetOutcome]) -> None:
     finally:
         err_console.width = width
     for outcome in outcomes:
+        print_endpoints(outcome.stats.endpoints, prefix=f"{outcome.name}: ")
         _print_problem(outcome)
         for message, count in outcome.stats.errors_by_message.most_common(3):
             warn(f"{outcome.name}: {count} failed request(s): {message}")

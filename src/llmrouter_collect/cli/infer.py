@@ -391,13 +391,13 @@ def print_summary(summary: InferSummary) -> None:
         )
 
 
-def print_endpoints(endpoints: list[EndpointStats]) -> None:
+def print_endpoints(endpoints: list[EndpointStats], prefix: str = "") -> None:
     """With several endpoints: what each one did (tries, replies, errors, times taken out, state)."""
     if len(endpoints) < 2:
         return
     for e in endpoints:
         line = (
-            f"endpoint {e.url}: {e.requests} tries · {e.replies} replies · {e.errors} errors"
+            f"{prefix}endpoint {e.url}: {e.requests} tries · {e.replies} replies · {e.errors} errors"
             + (f" · taken out {e.times_out}×" if e.times_out else "")
             + f" · {e.state}"
         )
