@@ -184,6 +184,9 @@ def test_prices_come_from_the_fleet_file_without_needing_keys(tmp_path: Path) ->
 def test_the_example_fleet_file_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "fleet.toml"
     models = load_fleet(example, load_settings(), {"OPENAI_API_KEY": "sk-example"})
-    assert [m.name for m in models] == ["Qwen/Qwen2.5-1.5B-Instruct", "gpt-4o-mini"]
+    assert [m.name for m in models] == ["Qwen/Qwen3-1.7B", "gpt-4o-mini"]
+    assert models[0].settings.resolved_api_bases == ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1"]
+    assert models[0].settings.extra_body == {"chat_template_kwargs": {"enable_thinking": False}}
+    assert (models[1].settings.rpm, models[1].settings.tpm) == (500, 200_000)
     assert models[1].settings.api_mode == "remote" and models[1].settings.api_key_value == "sk-example"
     assert all(m.settings.k_responses == 5 and m.price is not None for m in models)
