@@ -142,23 +142,6 @@ class ProblemRun:
         return self.prior_attempts + (1 if self.counted else 0)
 
 
-@dataclass(slots=True)
-class PlannedRuns:
-    """The problems to ask this run, and what was skipped."""
-
-    runs: list[ProblemRun]
-    skipped_done: int
-    skipped_exhausted: int
-
-
-def plan_runs(problems: Iterable[Problem], state: FileState, k: int, max_attempts: int) -> PlannedRuns:
-    """Decide per problem: done (k good responses), exhausted (max_attempts used), or ask for the rest (pure)."""
-    problems = list(problems)
-    counts = count_plan([problem.unique_id for problem in problems], state, k, max_attempts)
-    runs = list(iter_runs(problems, state, k, max_attempts))
-    return PlannedRuns(runs=runs, skipped_done=counts.skipped_done, skipped_exhausted=counts.skipped_exhausted)
-
-
 def _decide(uid: str, state: FileState, k: int, max_attempts: int) -> tuple[int, int, int]:
     """(need, good, attempts) of one problem; need ≤ 0: done; need > 0 and attempts ≥ max_attempts: exhausted."""
     known = state.problems.get(uid)
@@ -168,7 +151,8 @@ def _decide(uid: str, state: FileState, k: int, max_attempts: int) -> tuple[int,
 
 
 def iter_runs(problems: Iterable[Problem], state: FileState, k: int, max_attempts: int) -> Iterator[ProblemRun]:
-    """The ProblemRuns of the problems to ask, one at a time, as `plan_runs` plans them (pure)."""
+    """The ProblemRuns of the problems to ask, one at a time: per problem, done (k good responses), exhausted
+    (max_attempts used), or ask for the rest (pure)."""
     for problem in problems:
         need, good, attempts = _decide(problem.unique_id, state, k, max_attempts)
         if need > 0 and attempts < max_attempts:
@@ -190,7 +174,7 @@ class PlanCounts:
 
 
 def count_plan(ids: Iterable[str], state: FileState, k: int, max_attempts: int) -> PlanCounts:
-    """Count what `plan_runs` would plan, without the problems' texts (pure)."""
+    """Count what `iter_runs` would yield and skip, without the problems' texts (pure)."""
     done = exhausted = to_ask = responses = held = most = 0
     first: str | None = None
     for uid in ids:

@@ -13,9 +13,10 @@ from llmrouter_collect.infer import (
     META_RUNS_KEPT,
     InferStats,
     changed_problems,
+    count_plan,
     identity_mismatch,
+    iter_runs,
     output_path,
-    plan_runs,
     split_tokens,
     write_meta,
 )
@@ -37,17 +38,17 @@ def test_plan_skips_done_and_exhausted_and_tops_up() -> None:
             "down": ProblemState(good=0, errors=5, attempts=0),
         }
     )
-    plan = plan_runs(
-        [problem(u) for u in ["done", "part", "dead", "down", "new"]], state, k=5, max_attempts=3
-    )
-    assert [(r.problem.unique_id, r.need, r.next_index, r.prior_attempts) for r in plan.runs] == [
+    uids = ["done", "part", "dead", "down", "new"]
+    runs = list(iter_runs([problem(u) for u in uids], state, k=5, max_attempts=3))
+    counts = count_plan(uids, state, k=5, max_attempts=3)
+    assert [(r.problem.unique_id, r.need, r.next_index, r.prior_attempts) for r in runs] == [
         ("part", 3, 2, 1),
         ("down", 5, 0, 0),
         ("new", 5, 0, 0),
     ]
-    assert plan.skipped_done == 1 and plan.skipped_exhausted == 1
-    bigger = plan_runs([problem("done")], state, k=8, max_attempts=3)
-    assert [(r.need, r.next_index) for r in bigger.runs] == [(3, 5)]
+    assert counts.skipped_done == 1 and counts.skipped_exhausted == 1
+    bigger = list(iter_runs([problem("done")], state, k=8, max_attempts=3))
+    assert [(r.need, r.next_index) for r in bigger] == [(3, 5)]
 
 
 def test_identity_mismatch_names_the_field_and_flag() -> None:

@@ -11,7 +11,7 @@ from tests.unit.test_dataset import MATH500_ROWS, MMLU_PRO_ROWS, UNIFIED_ROWS, w
 
 from llmrouter_collect.benchmarks import dataset_fingerprint, field_digest, load_problems, open_problems
 from llmrouter_collect.errors import DatasetError, StoreError
-from llmrouter_collect.infer import changed_ids, changed_problems, count_plan, iter_runs, plan_runs
+from llmrouter_collect.infer import changed_ids, changed_problems, count_plan, iter_runs
 from llmrouter_collect.records import Problem
 from llmrouter_collect.shards import parse_shard, select_shard
 from llmrouter_collect.store import ResultsWriter, compact, iter_records, scan
@@ -70,7 +70,7 @@ def test_a_dataset_edited_during_the_run_is_refused_not_mixed(tmp_path: Path) ->
         list(problem_set)
 
 
-def test_counts_and_lazy_runs_agree_with_plan_runs(tmp_path: Path) -> None:
+def test_counts_agree_with_the_lazy_runs(tmp_path: Path) -> None:
     problems = load_problems(["sample"])
     out = tmp_path / "r.jsonl"
     records = [
@@ -80,14 +80,14 @@ def test_counts_and_lazy_runs_agree_with_plan_runs(tmp_path: Path) -> None:
     ]
     write(out, records)
     state = scan(out)
-    planned = plan_runs(problems, state, k=3, max_attempts=3)
     counts = count_plan([p.unique_id for p in problems], state, k=3, max_attempts=3)
     lazy = list(iter_runs(problems, state, k=3, max_attempts=3))
     assert [(r.problem, r.need, r.next_index) for r in lazy] == [
-        (r.problem, r.need, r.next_index) for r in planned.runs
+        (problems[2], 2, 1),
+        *((p, 3, 0) for p in problems[3:]),
     ]
     assert (counts.skipped_done, counts.skipped_exhausted, counts.to_ask) == (1, 1, len(problems) - 2)
-    assert counts.responses_to_ask == sum(r.need for r in planned.runs)
+    assert counts.to_ask == len(lazy) and counts.responses_to_ask == sum(r.need for r in lazy)
     assert counts.responses_held == 4 and counts.most_held == 3
     assert counts.first_to_ask == problems[2].unique_id
 
