@@ -50,10 +50,14 @@ class FleetModel:
 
     name: str
     settings: Settings
-    endpoints: tuple[str, ...]
-    """The endpoints the fleet file gives (empty: the settings' api_base, or the api_mode default)."""
     price: Price | None = None
     api_key_env: str | None = None
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The endpoints given (the file's `endpoints`, or `api_base` from any layer); empty: the api_mode
+        default."""
+        return tuple(self.settings.api_base)
 
 
 def is_fleet(data: Mapping[str, Any]) -> bool:
@@ -145,9 +149,8 @@ def models_fleet(names: Sequence[str], base: Settings) -> list[FleetModel]:
         name = name.strip()
         if any(model.name == name for model in models):
             raise ConfigError(f"--model {name!r} is given twice", hint="name each model once")
-        endpoints = tuple(base.api_base)
         settings = _settings(base, {"model": name}, set(), f"--model {name!r}")
-        models.append(FleetModel(name=name, settings=settings, endpoints=endpoints))
+        models.append(FleetModel(name=name, settings=settings))
     check_outputs(models, source="--model")
     return models
 
@@ -233,19 +236,12 @@ def _fleet_model(
     """One model from its merged table (`own`: the keys its entry gave, the others came from [defaults])."""
     update = {key: value for key, value in table.items() if key not in FLEET_KEYS}
     update["model"] = name
-    endpoints: tuple[str, ...] = ()
     if ENDPOINTS in table:
         if "api_base" in table:
             raise ConfigError(f"{where}: both `endpoints` and `api_base`", hint="keep `endpoints` (a list of URLs)")
         given = table[ENDPOINTS]
         listed = [given] if isinstance(given, str) else given if isinstance(given, list) else []
         update.update(endpoint_update(listed, where))
-        endpoints = tuple(url.strip() for url in listed)
-    elif isinstance(table.get("api_base"), str | list):
-        given_base = table["api_base"]
-        endpoints = tuple(given_base.replace(",", " ").split() if isinstance(given_base, str) else given_base)
-    elif base.api_base:
-        endpoints = tuple(base.api_base)
     variable = table.get(API_KEY_ENV)
     if variable is not None:
         if not isinstance(variable, str) or not variable.strip():
@@ -260,7 +256,7 @@ def _fleet_model(
         update["api_key"] = key.strip()
     price = _price(table[PRICE], where) if PRICE in table else None
     settings = _settings(base, update, set(table) - own, where)
-    return FleetModel(name=name, settings=settings, endpoints=endpoints, price=price, api_key_env=variable)
+    return FleetModel(name=name, settings=settings, price=price, api_key_env=variable)
 
 
 def _settings(base: Settings, update: dict[str, Any], from_defaults: set[str], where: str) -> Settings:
