@@ -38,13 +38,15 @@ def mount_tmpfs(mount_point: Path, size: str) -> None:
 def test_disk_full_then_resume(trials: Trials) -> None:
     def trial(rng: random.Random, directory: Path, index: int) -> None:
         disk = directory / "disk"
-        mount_tmpfs(disk, f"{rng.randint(48, 160)}k")
+        size_kib = rng.randint(48, 160)
+        mount_tmpfs(disk, f"{size_kib}k")
         try:
             problems, k = rng.randint(20, 40), rng.randint(2, 3)
             dataset = write_rows(directory / "problems.jsonl", make_rows(problems))
             out = disk / "results.jsonl"
             with TaggedServer() as server:
-                server.pad = rng.randint(1500, 4000)
+                # The answers alone outgrow the disk by half (a file written once, never rewritten, must not fit).
+                server.pad = max(rng.randint(1500, 4000), size_kib * 1024 * 3 // 2 // (problems * k))
                 checker = Checker(out, server, [uid_of(f"{i:03d}") for i in range(problems)], directory)
                 args = infer_args(server, dataset, out, k, "--max-concurrent", str(rng.randint(1, 4)),
                                   "--batch-size", str(rng.randint(1, 8)))  # fmt: skip
